@@ -1,0 +1,76 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt import serializers as jwt_serializers
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+from accounts.models import Profile
+from accounts.tokens import RefreshToken
+from velro.api import StrictInputMixin
+
+User = get_user_model()
+
+
+class ProfileSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """The caller's profile. Only ``full_name`` and ``avatar_url`` are writable; the
+    database enforces the same with column grants."""
+
+    id = serializers.UUIDField(source="user_id", read_only=True)
+
+    class Meta:
+        model = Profile
+        fields = ["id", "email", "full_name", "avatar_url", "credits_balance", "current_plan", "created_at"]
+        read_only_fields = ["id", "email", "credits_balance", "current_plan", "created_at"]
+        extra_kwargs = {"full_name": {"max_length": 100}}
+
+
+class RegisterInputSerializer(StrictInputMixin, serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(
+        write_only=True, max_length=128, trim_whitespace=False, style={"input_type": "password"}
+    )
+    full_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+    def validate_email(self, value):
+        value = User.objects.normalize_email(value)
+        if User.objects.filter(email__iexact=value).exists():
+            raise serializers.ValidationError("A user with this email already exists.")
+        return value
+
+    def validate(self, attrs):
+        # Django's validators (length, common, similarity, numeric), with the would-be
+        # user so the similarity check sees the email and name.
+        candidate = User(email=attrs["email"], raw_user_meta_data={"full_name": attrs.get("full_name", "")})
+        try:
+            validate_password(attrs["password"], user=candidate)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": list(exc.messages)}) from exc
+        return attrs
+
+
+class LoginSerializer(StrictInputMixin, jwt_serializers.TokenObtainPairSerializer):
+    """Email + password → {access, refresh, user}. Unknown email and wrong password give
+    the same 401, and ``last_sign_in_at`` is set (simplejwt's UPDATE_LAST_LOGIN)."""
+
+    token_class = RefreshToken
+    default_error_messages = {"no_active_account": "Invalid email or password."}
+
+    def validate(self, attrs):
+        data = super().validate(attrs)
+        data["user"] = ProfileSerializer(self.user.profile).data
+        return data
+
+
+class RefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSerializer):
+    token_class = RefreshToken
+
+    def validate(self, attrs):
+        refresh = self.token_class(attrs["refresh"])
+        user_id = refresh.payload.get(jwt_settings.USER_ID_CLAIM)
+        user = User.objects.filter(pk=user_id).first() if user_id else None
+        if not jwt_settings.USER_AUTHENTICATION_RULE(user):
+            # A deleted or deactivated identity: its refresh tokens stop working.
+            raise AuthenticationFailed("No active account found for the given token.", "no_active_account")
+        return {"access": str(refresh.access_token)}

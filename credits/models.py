@@ -1,0 +1,77 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.functions import RandomUUID
+from django.db import models
+from django.db.models.functions import Now
+
+
+class CreditTransaction(models.Model):
+    """One row of the append-only credit ledger (``public.credit_transactions``).
+
+    ``amount`` is signed (a grant is positive, usage negative) and ``balance_after`` is
+    the profile's balance right after this row. For every user, at any time:
+    balance == sum(amount) and the newest row's balance_after == balance. Rows are
+    written only by the sign-up trigger and the credits service, never through the API.
+    """
+
+    class Type(models.TextChoices):
+        SIGNUP_BONUS = "signup_bonus", "Sign-up bonus"
+        GRANT = "grant", "Grant"
+        PURCHASE = "purchase", "Purchase"
+        USAGE = "usage", "Usage"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False)
+    # The foreign keys below are created by the migration with database-level
+    # ON DELETE actions (Django 5.2 cannot express them), so deleting an identity in
+    # raw SQL behaves like deleting it through the ORM.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,  # credit_tx_user_created_idx leads with user_id
+        related_name="credit_transactions",
+    )
+    type = models.CharField(max_length=20, choices=Type.choices)
+    amount = models.IntegerField()
+    balance_after = models.IntegerField()
+    description = models.CharField(max_length=500, blank=True, db_default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
+        help_text="The staff member or user who caused this change; empty for the system.",
+    )
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "credit_transactions"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # "my ledger, newest first" and the RLS policy's user_id filter.
+            models.Index(fields=["user", "-created_at", "-id"], name="credit_tx_user_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(type__in=["signup_bonus", "grant", "purchase", "usage", "refund", "adjustment"]),
+                name="credit_tx_type_valid",
+            ),
+            models.CheckConstraint(condition=~models.Q(amount=0), name="credit_tx_amount_non_zero"),
+            models.CheckConstraint(
+                condition=models.Q(balance_after__gte=0), name="credit_tx_balance_after_non_negative"
+            ),
+            # At most one sign-up bonus per person, whatever races the triggers see.
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(type="signup_bonus"),
+                name="credit_tx_one_signup_bonus",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_type_display()} {self.amount:+d} → {self.balance_after}"

@@ -1,0 +1,97 @@
+"""How an API request meets Row Level Security.
+
+Every API request runs in one transaction (``ATOMIC_REQUESTS``). Once DRF has
+authenticated the caller, :class:`RLSViewMixin` switches that transaction to the
+database role ``authenticated`` (or ``anon``) and publishes the caller's JWT claims in
+``request.jwt.claims``, both transaction-local. From then on PostgreSQL filters every row
+through the policies, and ``auth.uid()`` is the caller's id.
+
+Why here and not elsewhere:
+
+* Middleware runs before DRF authenticates and outside the view's transaction (a
+  ``SET LOCAL`` outside a transaction does nothing).
+* An authentication class fails open: ``force_authenticate`` and any view that overrides
+  ``authentication_classes`` would skip it.
+* ``perform_authentication()`` runs for every request, anonymous ones included, after the
+  caller is known and inside the transaction.
+
+The switch is undone at the end of ``dispatch()``: under test savepoints (and anything
+else that keeps using the connection inside the same transaction) the role would
+otherwise leak into the next request or into the admin. It is not undone in a
+``finally``: after a database error the transaction is aborted, any statement fails with
+"current transaction is aborted" and would hide the real error, and rolling back undoes
+the transaction-local settings anyway.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db import connection
+
+ROLE_AUTHENTICATED = "authenticated"
+ROLE_ANON = "anon"
+
+# set_config(..., true) is SET LOCAL; one round trip sets both. Parameterised: the
+# claims come from the caller's token.
+_SWITCH = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
+_RESET = "SELECT set_config('role', 'none', true), set_config('request.jwt.claims', '', true)"
+
+
+class RLSNotInTransaction(RuntimeError):
+    """Raised instead of running a request as the database owner."""
+
+
+def claims_for(request) -> dict:
+    """The claims that ``auth.uid()``, ``auth.role()`` and ``auth.jwt()`` will read.
+
+    The role is decided here from who DRF authenticated, never taken from the token: a
+    client cannot talk its way into ``service_role``.
+    """
+    user = request.user
+    if user is None or not user.is_authenticated:
+        return {"role": ROLE_ANON}
+    claims = {"sub": str(user.pk), "role": ROLE_AUTHENTICATED, "email": user.email, "aud": "authenticated"}
+    token = request.auth
+    payload = getattr(token, "payload", None)
+    if isinstance(payload, dict):
+        for key in ("exp", "iat", "jti", "session_id"):
+            if key in payload:
+                claims[key] = payload[key]
+    return claims
+
+
+def switch(claims: dict) -> None:
+    if not connection.in_atomic_block:
+        raise RLSNotInTransaction(
+            "Refusing to serve an API request outside a transaction: the RLS role switch "
+            "would not apply and the request would run as the database owner."
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_SWITCH, [claims["role"], json.dumps(claims)])
+    connection.velro_rls_active = True
+
+
+def reset() -> None:
+    if not getattr(connection, "velro_rls_active", False):
+        return
+    if connection.needs_rollback or connection.connection is None:
+        # The transaction is doomed; its rollback discards the local settings.
+        connection.velro_rls_active = False
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_RESET)
+    connection.velro_rls_active = False
+
+
+class RLSViewMixin:
+    """Base of every API view: run the view under the caller's database role."""
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        switch(claims_for(request))
+
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        reset()
+        return response
