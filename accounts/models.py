@@ -140,7 +140,9 @@ class Profile(models.Model):
     updated_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
-        db_table = "users"
+        # Schema-qualified because auth.users has the same name: unqualified, a join of
+        # the two ("users"."id") would be ambiguous.
+        db_table = 'public"."users'
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(credits_balance__gte=0),

@@ -80,7 +80,7 @@ def sql():
 
     def run(statement, params=None):
         with connection.cursor() as cursor:
-            cursor.execute(statement, params or [])
+            cursor.execute(statement, params)
             return cursor.fetchall() if cursor.description else None
 
     return run

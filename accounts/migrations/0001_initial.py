@@ -162,7 +162,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
-                "db_table": "users",
+                "db_table": 'public"."users',
                 "constraints": [
                     models.CheckConstraint(
                         condition=models.Q(("credits_balance__gte", 0)),

@@ -1,9 +1,10 @@
-"""Django's PostgreSQL backend, taught that tables in the ``auth`` schema are Django's.
+"""Django's PostgreSQL backend, taught about schema-qualified tables.
 
 The identity table is ``auth.users`` (Supabase's layout), declared as
-``db_table = 'auth"."users'``. Django's introspection lists only the tables on the
-search_path, so ``flush`` (used between transactional tests) would leave ``auth.users``
-and its many-to-many tables out of its TRUNCATE, which PostgreSQL refuses because
-public tables reference them. Listing them schema-qualified fixes that, and nothing else
+``db_table = 'auth"."users'``; the profile table is declared ``'public"."users'`` so
+that a join of the two is not ambiguous. Django's introspection lists tables by their
+bare names, so ``flush`` (run between transactional tests) would leave these tables out
+of its TRUNCATE, which PostgreSQL then refuses because other tables reference them.
+Listing the tables of both schemas schema-qualified as well fixes that; nothing else
 changes.
 """

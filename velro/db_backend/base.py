@@ -1,7 +1,7 @@
 from django.db.backends.base.introspection import TableInfo
 from django.db.backends.postgresql import base, introspection
 
-EXTRA_SCHEMAS = ("auth",)
+SCHEMAS = ("public", "auth")
 
 
 class DatabaseIntrospection(introspection.DatabaseIntrospection):
@@ -14,7 +14,7 @@ class DatabaseIntrospection(introspection.DatabaseIntrospection):
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
             """,
-            [list(EXTRA_SCHEMAS)],
+            [list(SCHEMAS)],
         )
         return tables + [TableInfo(f'{schema}"."{name}', "t") for schema, name in cursor.fetchall()]
 
