@@ -5,14 +5,13 @@ from django.utils.html import format_html
 from accounts.forms import UserChangeForm, UserCreationForm
 from accounts.models import Profile, User
 from credits.models import CreditTransaction
+from velro.admin import ReadOnlyInlineMixin
 
 
-class ProfileInline(admin.StackedInline):
+class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
     """The profile is owned by the sync triggers; staff read it here."""
 
     model = Profile
-    can_delete = False
-    extra = 0
     max_num = 1
     fields = (
         "full_name",
@@ -27,30 +26,16 @@ class ProfileInline(admin.StackedInline):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class CreditTransactionInline(admin.TabularInline):
+class CreditTransactionInline(ReadOnlyInlineMixin, admin.TabularInline):
     """The newest ledger rows; the ledger is append-only and never edited here."""
 
     model = CreditTransaction
     fk_name = "user"
-    extra = 0
-    can_delete = False
     ordering = ("-created_at", "-id")
     fields = ("created_at", "type", "amount", "balance_after", "description", "created_by")
     readonly_fields = fields
     verbose_name_plural = "credit ledger"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")

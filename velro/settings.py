@@ -74,7 +74,8 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------
 # With DATABASE_URL, that server is used. Without it, an embedded PostgreSQL (a pip
 # wheel) is started under VELRO_DATA_DIR, so a fresh machine needs nothing but Python.
-VELRO_DATA_DIR = Path(env.str("VELRO_DATA_DIR", default=str(BASE_DIR / ".data"))).resolve()
+# (An empty value in .env means "the default", for every optional variable.)
+VELRO_DATA_DIR = Path(env.str("VELRO_DATA_DIR", default="") or BASE_DIR / ".data").resolve()
 
 if env.str("DATABASE_URL", default=""):
     EMBEDDED_DB = False
@@ -92,8 +93,8 @@ DATABASES["default"]["ENGINE"] = "velro.db_backend"
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # Two test runs on one server must not collide on the test database's name.
-DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str(
-    "TEST_DATABASE_NAME", default=f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+DATABASES["default"].setdefault("TEST", {})["NAME"] = (
+    env.str("TEST_DATABASE_NAME", default="") or f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
 )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -147,7 +148,7 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("ACCESS_TOKEN_LIFETIME_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("REFRESH_TOKEN_LIFETIME_DAYS", default=7)),
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY,
     "AUDIENCE": "authenticated",
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "sub",

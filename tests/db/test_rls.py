@@ -124,7 +124,9 @@ def test_policies_call_auth_uid_once_per_statement(db, sql):
         """
     )
     assert bare == []
-    untargeted = sql("SELECT tablename, policyname FROM pg_policies WHERE schemaname = 'public' AND 'public' = ANY(roles)")
+    untargeted = sql(
+        "SELECT tablename, policyname FROM pg_policies WHERE schemaname = 'public' AND 'public' = ANY(roles)"
+    )
     assert untargeted == []
 
 
