@@ -1,7 +1,11 @@
 """Everything under /api/v1/. Each app contributes its own urls module."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from velro.views import ApiNotFound
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    # Keep last.
+    re_path(r"^", ApiNotFound.as_view(), name="api-not-found"),
 ]

@@ -1,5 +1,21 @@
 from django.http import JsonResponse
 from django.views import defaults
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+
+from velro.api import BaseAPIView
+
+
+class ApiNotFound(BaseAPIView):
+    """Catch-all at the end of /api/v1/: an unknown API URL is a JSON 404, also in DEBUG
+    (where Django would render its HTML debug page)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise NotFound()
 
 
 def not_found(request, exception=None):
