@@ -25,11 +25,12 @@ class CreditTransaction(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False)
     # The foreign keys below are created by the migration with database-level
-    # ON DELETE actions (Django 5.2 cannot express them), so deleting an identity in
-    # raw SQL behaves like deleting it through the ORM.
+    # ON DELETE actions (Django 5.2 cannot express them). Django is told DO_NOTHING so
+    # that it leaves them to the database: the append-only trigger refuses direct
+    # UPDATE/DELETE of ledger rows and lets only those foreign-key actions through.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
+        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database
         db_constraint=False,
         db_index=False,  # credit_tx_user_created_idx leads with user_id
         related_name="credit_transactions",
@@ -37,12 +38,20 @@ class CreditTransaction(models.Model):
     type = models.CharField(max_length=20, choices=Type.choices)
     amount = models.IntegerField()
     balance_after = models.IntegerField()
+    generation = models.ForeignKey(
+        "generations.Generation",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,  # ON DELETE SET NULL in the database
+        db_constraint=False,
+        related_name="credit_transactions",
+    )
     description = models.CharField(max_length=500, blank=True, db_default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,  # ON DELETE SET NULL in the database
         db_constraint=False,
         related_name="+",
         help_text="The staff member or user who caused this change; empty for the system.",
@@ -64,6 +73,12 @@ class CreditTransaction(models.Model):
             models.CheckConstraint(condition=~models.Q(amount=0), name="credit_tx_amount_non_zero"),
             models.CheckConstraint(
                 condition=models.Q(balance_after__gte=0), name="credit_tx_balance_after_non_negative"
+            ),
+            # A failed or cancelled generation is refunded at most once, whoever races.
+            models.UniqueConstraint(
+                fields=["generation"],
+                condition=models.Q(type="refund"),
+                name="credit_tx_one_refund_per_generation",
             ),
             # At most one sign-up bonus per person, whatever races the triggers see.
             models.UniqueConstraint(

@@ -1,1 +1,157 @@
-# Models arrive with their issue; the app exists so the layout is stable.
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.functions import RandomUUID
+from django.db import models
+from django.db.models.functions import Now
+
+
+class AIModel(models.Model):
+    """An entry of the AI model catalog (``public.ai_models``); the id is the provider's
+    endpoint path, e.g. ``fal-ai/flux/dev``.
+
+    ``parameter_schema`` is a JSON Schema (draft 2020-12) for a generation's
+    ``parameters``; ``prompt_guide`` holds structured prompting tips used by style
+    stacks. Everyone may read active models; only staff edit them (admin).
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+
+    class Provider(models.TextChoices):
+        LOCAL = "local", "Local renderer (no network)"
+        FAL = "fal", "fal.ai queue API"
+
+    id = models.CharField(primary_key=True, max_length=200)
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.LOCAL)
+    display_name = models.CharField(max_length=120)
+    description = models.CharField(max_length=500, blank=True, default="")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    credits_cost = models.PositiveIntegerField()
+    max_prompt_length = models.PositiveIntegerField(default=2000)
+    parameter_schema = models.JSONField(default=dict, blank=True)
+    prompt_guide = models.JSONField(default=dict, blank=True)
+    supports_lora = models.BooleanField(default=False)
+    supports_negative_prompt = models.BooleanField(default=False)
+    supports_reference_image = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    sort_order = models.IntegerField(default=0)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "ai_models"
+        ordering = ["sort_order", "id"]
+        verbose_name = "AI model"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=["image", "video"]), name="ai_models_kind_valid"),
+            models.CheckConstraint(condition=models.Q(credits_cost__gt=0), name="ai_models_credits_cost_positive"),
+            models.CheckConstraint(
+                condition=models.Q(max_prompt_length__gte=1, max_prompt_length__lte=10000),
+                name="ai_models_max_prompt_length_range",
+            ),
+        ]
+        indexes = [
+            # The catalog list ("active models, in order") and its RLS policy.
+            models.Index(fields=["sort_order", "id"], name="ai_models_active_idx", condition=models.Q(is_active=True)),
+        ]
+
+    def __str__(self):
+        return self.display_name
+
+
+class Generation(models.Model):
+    """One request to an AI model (``public.generations``), which is also the work queue.
+
+    Created only through ``generations.services.generation_create`` (the database
+    function ``public.generation_create``), which charges the model's cost in the same
+    transaction. ``status`` moves pending → processing → completed | failed | cancelled,
+    set by the service side (worker, webhook, admin), never by the owner; failed and
+    cancelled generations are refunded exactly once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINAL_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False)
+    # The foreign keys' ON DELETE actions are created in SQL by the migration.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,  # generations_user_created_idx leads with user_id
+        related_name="generations",
+    )
+    project = models.ForeignKey(
+        "projects.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="generations",
+    )
+    ai_model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="generations")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False, related_name="children"
+    )
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True, db_default="")
+    parameters = models.JSONField(default=dict, blank=True)
+    reference_image = models.FileField(upload_to="references/%Y/%m/", max_length=300, blank=True, db_default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_default="pending")
+    credits_charged = models.PositiveIntegerField(default=0, db_default=0)
+    outputs = models.JSONField(default=list, blank=True, db_default=models.Value([], models.JSONField()))
+    error_message = models.TextField(blank=True, db_default="")
+    provider_request_id = models.CharField(max_length=200, blank=True, db_default="")
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    is_favorite = models.BooleanField(default=False, db_default=False)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "generations"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # "My generations, newest first" (cursor pagination) and the RLS policy's
+            # user_id filter.
+            models.Index(fields=["user", "-created_at", "-id"], name="generations_user_created_idx"),
+            # The worker's queue: oldest pending first.
+            models.Index(fields=["created_at"], name="generations_pending_idx", condition=models.Q(status="pending")),
+            # The sweep: rows stuck in processing.
+            models.Index(
+                fields=["started_at"], name="generations_processing_idx", condition=models.Q(status="processing")
+            ),
+            models.Index(
+                fields=["provider_request_id"],
+                name="generations_provider_req_idx",
+                condition=~models.Q(provider_request_id=""),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["pending", "processing", "completed", "failed", "cancelled"]),
+                name="generations_status_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="generations_user_idempotency_key",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.ai_model_id}: {self.prompt[:40]}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES

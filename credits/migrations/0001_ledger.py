@@ -73,7 +73,7 @@ class Migration(migrations.Migration):
                         db_constraint=False,
                         help_text="The staff member or user who caused this change; empty for the system.",
                         null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to=settings.AUTH_USER_MODEL,
                     ),
@@ -83,7 +83,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         db_constraint=False,
                         db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="credit_transactions",
                         to=settings.AUTH_USER_MODEL,
                     ),
