@@ -1,9 +1,10 @@
 """The AI model catalog (public.ai_models) and generations (public.generations)."""
 
+import uuid
+
 import django.contrib.postgres.functions
 import django.db.models.deletion
 import django.db.models.functions.datetime
-import uuid
 from django.conf import settings
 from django.db import migrations, models
 

@@ -1,10 +1,11 @@
 """public.projects: a person's folders of generations."""
 
+import uuid
+
 import django.contrib.postgres.functions
 import django.db.models.deletion
 import django.db.models.functions.datetime
 import django.db.models.functions.text
-import uuid
 from django.conf import settings
 from django.db import migrations, models
 
