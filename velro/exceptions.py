@@ -38,6 +38,13 @@ class Conflict(ApplicationError):
     default_code = "conflict"
 
 
+class InsufficientCredits(ApplicationError):
+    """The balance does not cover the charge; nothing was written."""
+
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    default_code = "insufficient_credits"
+
+
 def _first_message(errors) -> str:
     if isinstance(errors, dict):
         for field, value in errors.items():

@@ -25,12 +25,14 @@ the transaction-local settings anyway.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
-from django.db import connection
+from django.db import connection, transaction
 
 ROLE_AUTHENTICATED = "authenticated"
 ROLE_ANON = "anon"
+ROLE_SERVICE = "service_role"
 
 # set_config(..., true) is SET LOCAL; one round trip sets both. Parameterised: the
 # claims come from the caller's token.
@@ -42,6 +44,10 @@ class RLSNotInTransaction(RuntimeError):
     """Raised instead of running a request as the database owner."""
 
 
+def user_claims(user) -> dict:
+    return {"sub": str(user.pk), "role": ROLE_AUTHENTICATED, "email": user.email, "aud": "authenticated"}
+
+
 def claims_for(request) -> dict:
     """The claims that ``auth.uid()``, ``auth.role()`` and ``auth.jwt()`` will read.
 
@@ -51,7 +57,10 @@ def claims_for(request) -> dict:
     user = request.user
     if user is None or not user.is_authenticated:
         return {"role": ROLE_ANON}
-    claims = {"sub": str(user.pk), "role": ROLE_AUTHENTICATED, "email": user.email, "aud": "authenticated"}
+    if getattr(user, "is_service", False):
+        # A signed provider webhook (generations.webhooks): the service side.
+        return {"role": ROLE_SERVICE, "service": user.name}
+    claims = user_claims(user)
     token = request.auth
     payload = getattr(token, "payload", None)
     if isinstance(payload, dict):
@@ -95,3 +104,22 @@ class RLSViewMixin:
         response = super().dispatch(request, *args, **kwargs)
         reset()
         return response
+
+
+@contextlib.contextmanager
+def acting_as(user):
+    """Run the block as ``user`` under RLS, whatever the connection was doing.
+
+    For services the API and the owner side share (the admin, commands and demo data
+    create generations through the same database function as the API, which takes the
+    caller from auth.uid()). Restores the previous role and claims afterwards.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('role'), coalesce(current_setting('request.jwt.claims', true), '')")
+        previous_role, previous_claims = cursor.fetchone()
+        cursor.execute(_SWITCH, [ROLE_AUTHENTICATED, json.dumps(user_claims(user))])
+        yield
+        cursor.execute(
+            "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+            [previous_role, previous_claims],
+        )

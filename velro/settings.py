@@ -159,6 +159,30 @@ SIMPLE_JWT = {
     "USER_AUTHENTICATION_RULE": "accounts.tokens.user_can_authenticate",
 }
 
+# --- Generations --------------------------------------------------------------------
+# "local": every model renders with the local provider (no network, the default);
+# "model": each model runs on its own provider (AIModel.provider, e.g. fal).
+GENERATION_PROVIDER = env.str("GENERATION_PROVIDER", default="") or "local"
+if GENERATION_PROVIDER not in ("local", "fal", "model"):
+    raise ImproperlyConfigured("GENERATION_PROVIDER must be local, fal or model.")
+# A generation stuck in "processing" longer than this is failed and refunded by the
+# worker's sweep.
+GENERATION_PROCESSING_TIMEOUT = env.int("GENERATION_PROCESSING_TIMEOUT", default=600)
+# fal.ai queue API.
+FAL_KEY = env.str("FAL_KEY", default="")
+FAL_QUEUE_URL = env.str("FAL_QUEUE_URL", default="") or "https://queue.fal.run"
+FAL_TIMEOUT = env.float("FAL_TIMEOUT", default=300.0)
+# Shared secret of provider webhooks (HMAC-SHA256, see generations/webhooks.py).
+WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
+WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid
+
+# Uploaded reference images and generated outputs (Django's storage).
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VELRO_DATA_DIR / "media")
+MEDIA_URL = "/media/"
+REFERENCE_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # JSON bodies: 2.5 MB
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 # --- i18n / static ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

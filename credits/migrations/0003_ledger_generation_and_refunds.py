@@ -47,8 +47,14 @@ BEGIN
       USING ERRCODE = 'VL402', DETAIL = pg_catalog.json_build_object('balance', balance, 'required', -p_amount)::text;
   END IF;
   UPDATE public.users SET credits_balance = balance + p_amount WHERE id = p_user_id;
-  INSERT INTO public.credit_transactions (user_id, type, amount, balance_after, description, generation_id, created_by_id)
-  VALUES (p_user_id, p_type, p_amount, balance + p_amount, coalesce(p_description, ''), p_generation_id, p_created_by)
+  -- clock_timestamp(), not now(): two changes in one transaction (a charge, then a
+  -- refund) must still sort in the order they happened. The row lock above orders
+  -- concurrent changes of one balance.
+  INSERT INTO public.credit_transactions (
+    user_id, type, amount, balance_after, description, generation_id, created_by_id, created_at)
+  VALUES (
+    p_user_id, p_type, p_amount, balance + p_amount, coalesce(p_description, ''), p_generation_id,
+    p_created_by, pg_catalog.clock_timestamp())
   RETURNING * INTO entry;
   RETURN entry;
 END

@@ -1,0 +1,66 @@
+"""Calling the project's own database functions from services, with their errors
+turned into domain errors.
+
+Our functions raise SQLSTATEs of class ``VL`` with the field at fault in HINT:
+
+========  ==========================================  =====================
+SQLSTATE  meaning                                     becomes
+========  ==========================================  =====================
+VL401     no caller (auth.uid() is NULL)              PermissionDenied
+VL402     the balance does not cover a charge         InsufficientCredits
+VL404     the object does not exist for the caller    Http404
+VL409     the object is not in a state that allows it Conflict
+VL422     invalid input (HINT names the field)        ValidationError
+========  ==========================================  =====================
+"""
+
+import contextlib
+import json
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DatabaseError, connection, transaction
+from django.http import Http404
+from psycopg import sql
+
+from velro.exceptions import Conflict, InsufficientCredits
+
+
+@contextlib.contextmanager
+def translating_db_errors():
+    """Run the block in a savepoint; raise our SQLSTATEs as domain errors.
+
+    The savepoint keeps the surrounding transaction usable after the error, so the
+    request can still answer (and the RLS glue reset its settings).
+    """
+    try:
+        with transaction.atomic():
+            yield
+    except DatabaseError as exc:
+        diag = getattr(exc.__cause__, "diag", None)
+        state = getattr(diag, "sqlstate", None) or ""
+        if not state.startswith("VL"):
+            raise
+        message = diag.message_primary or "Invalid request."
+        field = diag.message_hint or "non_field_errors"
+        if state == "VL401":
+            raise PermissionDenied(message) from exc
+        if state == "VL402":
+            extra = json.loads(diag.message_detail) if diag.message_detail else {}
+            raise InsufficientCredits(message, extra=extra) from exc
+        if state == "VL404":
+            raise Http404(message) from exc
+        if state == "VL409":
+            raise Conflict(message) from exc
+        raise ValidationError({field: message}) from exc
+
+
+def call_function(name: str, *args, field: str | None = None):
+    """``SELECT public.<name>(args…)`` and return the value it returns (or, for a
+    function returning a row, that row's ``field``)."""
+    call = sql.SQL("{}({})").format(sql.Identifier("public", name), sql.SQL(", ").join(sql.Placeholder() * len(args)))
+    if field is not None:
+        call = sql.SQL("({}).{}").format(call, sql.Identifier(field))
+    query = sql.SQL("SELECT {}").format(call)
+    with translating_db_errors(), connection.cursor() as cursor:
+        cursor.execute(query.as_string(), list(args))
+        return cursor.fetchone()[0]
