@@ -155,3 +155,19 @@ class Generation(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+
+class WebhookDelivery(models.Model):
+    """A provider webhook we accepted, kept so a replayed delivery (the same signature)
+    is refused. Only the service side reads or writes it."""
+
+    provider = models.CharField(max_length=40)
+    signature = models.CharField(max_length=200, unique=True)
+    received_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "webhook_deliveries"
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self):
+        return f"{self.provider} {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -14,16 +14,34 @@ class BaseAPIView(RLSViewMixin, APIView):
     """An API view for a command or a resource that is not a model."""
 
 
-class BaseGenericViewSet(RLSViewMixin, viewsets.GenericViewSet):
-    """A viewset; subclasses add the mixins they serve and a scoped ``get_queryset``."""
+class OwnedQuerysetMixin:
+    """Scope every queryset to the caller, once, failing closed.
+
+    ``owner_field`` names the field holding the owner; set it to None only for
+    resources everyone may read (the model catalog). RLS enforces the same underneath;
+    this states the intent and gives the planner the owner filter.
+    """
+
+    owner_field: str | None = "user"
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.owner_field is None:
+            return queryset
+        return queryset.filter(**{self.owner_field: self.request.user})
 
 
-class BaseReadOnlyModelViewSet(RLSViewMixin, viewsets.ReadOnlyModelViewSet):
+class BaseGenericViewSet(RLSViewMixin, OwnedQuerysetMixin, viewsets.GenericViewSet):
+    """A viewset; subclasses add the mixins they serve."""
+
+
+class BaseReadOnlyModelViewSet(RLSViewMixin, OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     pass
 
 
 class BaseModelViewSet(
     RLSViewMixin,
+    OwnedQuerysetMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -39,8 +57,12 @@ class StrictInputMixin:
 
     DRF drops unknown and read-only keys without a word; a client that sends
     ``credits_balance`` would believe it had changed it. Here it gets a 400 naming the
-    field, and nothing is saved.
+    field, and nothing is saved. ``server_owned_fields`` lists fields of the resource
+    that an input serializer does not declare but that deserve "read-only" rather than
+    "unknown".
     """
+
+    server_owned_fields: tuple[str, ...] = ()
 
     def to_internal_value(self, data):
         if hasattr(data, "keys"):
@@ -49,7 +71,7 @@ class StrictInputMixin:
             for key in data.keys():
                 if key in writable:
                     continue
-                if key in self.fields:
+                if key in self.fields or key in self.server_owned_fields:
                     errors[key] = ["This field is read-only."]
                 else:
                     errors[key] = ["Unknown field."]

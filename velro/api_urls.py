@@ -6,6 +6,9 @@ from velro.views import ApiNotFound
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    path("", include("projects.urls")),
+    path("", include("generations.urls")),
+    path("", include("credits.urls")),
     # Keep last.
     re_path(r"^", ApiNotFound.as_view(), name="api-not-found"),
 ]

@@ -179,6 +179,8 @@ WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid
 # Uploaded reference images and generated outputs (Django's storage).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VELRO_DATA_DIR / "media")
 MEDIA_URL = "/media/"
+# Serve MEDIA_ROOT from Django (development only; default: on with DEBUG).
+SERVE_MEDIA = env.bool("SERVE_MEDIA", default=DEBUG)
 REFERENCE_IMAGE_MAX_BYTES = 20 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # JSON bodies: 2.5 MB
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

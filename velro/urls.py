@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 from velro import views
 
@@ -11,6 +13,13 @@ urlpatterns = [
     path("api/v1/", include("velro.api_urls")),
     path("admin/", admin.site.urls),
 ]
+
+if settings.SERVE_MEDIA:
+    # Uploads and generated files, for development; in production a web server or
+    # object storage serves MEDIA_ROOT.
+    urlpatterns += [
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}, name="media"),
+    ]
 
 # JSON, not Django's HTML pages, for errors under /api/.
 handler404 = views.not_found

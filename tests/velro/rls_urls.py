@@ -19,7 +19,8 @@ class UnfilteredProfileSerializer(serializers.ModelSerializer):
 class UnfilteredProfiles(BaseReadOnlyModelViewSet):
     """A viewset whose queryset forgets the owner filter: RLS must still hold."""
 
-    queryset = Profile.objects.all()  # noqa -- the point of the test
+    queryset = Profile.objects.all()
+    owner_field = None  # forgets to filter: the point of the test
     serializer_class = UnfilteredProfileSerializer
     pagination_class = None
 

@@ -1,0 +1,143 @@
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+from rest_framework import serializers
+
+from generations.models import AIModel, Generation
+from projects.models import Project
+from velro.api import StrictInputMixin
+
+REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+class AIModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AIModel
+        fields = [
+            "id",
+            "display_name",
+            "description",
+            "kind",
+            "provider",
+            "credits_cost",
+            "max_prompt_length",
+            "parameter_schema",
+            "prompt_guide",
+            "supports_lora",
+            "supports_negative_prompt",
+            "supports_reference_image",
+        ]
+        read_only_fields = fields
+
+
+def absolute(request, url: str) -> str:
+    if not url or url.startswith(("http://", "https://")) or request is None:
+        return url
+    return request.build_absolute_uri(url)
+
+
+class GenerationSerializer(serializers.ModelSerializer):
+    """A generation as its owner sees it. Everything is read-only here: creation has its
+    own input serializer, and the owner may only change ``is_favorite`` (an action)."""
+
+    outputs = serializers.SerializerMethodField()
+    reference_image = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Generation
+        fields = [
+            "id",
+            "ai_model",
+            "project",
+            "parent",
+            "prompt",
+            "negative_prompt",
+            "parameters",
+            "reference_image",
+            "status",
+            "credits_charged",
+            "outputs",
+            "error_message",
+            "attempts",
+            "is_favorite",
+            "created_at",
+            "started_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+    def get_outputs(self, generation) -> list[dict]:
+        request = self.context.get("request")
+        return [{**output, "url": absolute(request, output.get("url", ""))} for output in generation.outputs or []]
+
+    def get_reference_image(self, generation) -> str | None:
+        if not generation.reference_image:
+            return None
+        return absolute(self.context.get("request"), generation.reference_image.url)
+
+
+class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
+    """``POST generations``: JSON, or multipart with a ``reference_image`` file."""
+
+    server_owned_fields = (
+        "id",
+        "status",
+        "credits_charged",
+        "outputs",
+        "error_message",
+        "provider_request_id",
+        "attempts",
+        "started_at",
+        "completed_at",
+        "created_at",
+        "user",
+    )
+
+    ai_model = serializers.PrimaryKeyRelatedField(queryset=AIModel.objects.filter(is_active=True))
+    prompt = serializers.CharField(max_length=10_000, trim_whitespace=False)
+    negative_prompt = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    parameters = serializers.JSONField(required=False, default=dict)
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none(), required=False, allow_null=True)
+    parent = serializers.PrimaryKeyRelatedField(queryset=Generation.objects.none(), required=False, allow_null=True)
+    reference_image = serializers.FileField(required=False, allow_empty_file=False, max_length=200)
+
+    def get_fields(self):
+        # Related objects only from the caller's own rows (RLS would hide others' too).
+        fields = super().get_fields()
+        user = self.context["request"].user
+        fields["project"].queryset = Project.objects.filter(user=user, archived_at__isnull=True)
+        fields["parent"].queryset = Generation.objects.filter(user=user)
+        return fields
+
+    def validate_prompt(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.")
+        if "\x00" in value:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
+
+    def validate_parameters(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Parameters must be a JSON object.")
+        return value
+
+    def validate_reference_image(self, upload):
+        if upload.size > settings.REFERENCE_IMAGE_MAX_BYTES:
+            raise serializers.ValidationError("The reference image must be 20 MB or smaller.")
+        # The type is checked by content, not by the name or the client's content type.
+        try:
+            with Image.open(upload) as image:
+                kind = image.format
+                image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise serializers.ValidationError("Upload a valid JPEG, PNG, WebP or GIF image.") from exc
+        if kind not in REFERENCE_FORMATS:
+            raise serializers.ValidationError("Upload a valid JPEG, PNG, WebP or GIF image.")
+        upload.seek(0)
+        return upload
+
+
+class GenerationStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    credits_charged = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.DictField())
+    by_model = serializers.DictField(child=serializers.DictField())

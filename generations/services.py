@@ -1,0 +1,218 @@
+"""The generation lifecycle: create (and charge), cancel, claim, complete, fail (and
+refund exactly once), retry, sweep.
+
+Creating and cancelling run as the person (under RLS) through the database functions
+public.generation_create / public.generation_cancel, which charge and refund in the same
+transaction. The service side (worker, webhook, admin) moves the status with
+conditional updates — "UPDATE … WHERE status = <expected>" — so when two actors race,
+exactly one wins and only the winner refunds.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from credits.services import credits_refund
+from generations.models import AIModel, Generation
+from generations.schemas import validate_parameters
+from projects.models import Project
+from velro import rls
+from velro.db import call_function
+
+logger = logging.getLogger(__name__)
+
+Status = Generation.Status
+
+
+def generation_create(
+    *,
+    user,
+    ai_model: AIModel,
+    prompt: str,
+    negative_prompt: str = "",
+    parameters: dict | None = None,
+    project: Project | None = None,
+    parent: Generation | None = None,
+    reference_image=None,
+    idempotency_key: str | None = None,
+) -> Generation:
+    """Create a pending generation for ``user`` and charge the model's cost — all or
+    nothing.
+
+    Checks the model is active, the prompt fits the model, the parameters match its
+    schema, the project is the user's and not archived. With ``idempotency_key``, a
+    retried call returns the first generation and charges once.
+
+    Raises ``ValidationError`` (by field) or ``InsufficientCredits`` (nothing written).
+    """
+    if idempotency_key:
+        existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+
+    errors = {}
+    if not ai_model.is_active:
+        errors["ai_model"] = "This model is not available."
+    if not prompt or not prompt.strip():
+        errors["prompt"] = "A prompt is required."
+    elif len(prompt) > ai_model.max_prompt_length:
+        errors["prompt"] = f"Ensure this field has no more than {ai_model.max_prompt_length} characters."
+    if negative_prompt and not ai_model.supports_negative_prompt:
+        errors["negative_prompt"] = "This model does not take a negative prompt."
+    if reference_image and not ai_model.supports_reference_image:
+        errors["reference_image"] = "This model does not take a reference image."
+    if project is not None and (project.user_id != user.pk or project.is_archived):
+        errors["project"] = "No such project of yours (or it is archived)."
+    try:
+        parameters = validate_parameters(ai_model.parameter_schema, parameters or {})
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+
+    stored = ""
+    if reference_image:
+        stored = default_storage.save(
+            f"references/{user.pk}/{uuid.uuid4().hex}-{reference_image.name}", reference_image
+        )
+    try:
+        with rls.acting_as(user):
+            generation_id = call_function(
+                "generation_create",
+                ai_model.pk,
+                prompt,
+                negative_prompt or "",
+                parameters,
+                project.pk if project else None,
+                parent.pk if parent else None,
+                stored,
+                idempotency_key or None,
+            )
+    except Exception:
+        if stored:
+            default_storage.delete(stored)  # nothing half-written: no orphan upload
+        raise
+    generation = Generation.objects.select_related("ai_model").get(pk=generation_id)
+    if stored and generation.reference_image.name != stored:
+        default_storage.delete(stored)  # an idempotent retry kept the first upload
+    return generation
+
+
+def generation_cancel(*, user, generation_id) -> Generation:
+    """Cancel the user's pending generation and refund it. Raises Http404 for anything
+    not theirs, ``Conflict`` when it is no longer pending."""
+    with rls.acting_as(user):
+        call_function("generation_cancel", generation_id)
+    return Generation.objects.select_related("ai_model").get(pk=generation_id)
+
+
+def generation_set_favorite(*, generation: Generation, is_favorite: bool) -> Generation:
+    generation.is_favorite = is_favorite
+    generation.save(update_fields=["is_favorite"])  # the only column the owner may write
+    return generation
+
+
+@transaction.atomic
+def generation_claim_next() -> Generation | None:
+    """Claim the oldest pending generation for a worker (pending → processing).
+
+    ``FOR UPDATE SKIP LOCKED``: workers on several machines never claim the same row and
+    never wait for each other. Returns None when the queue is empty.
+    """
+    generation = (
+        Generation.objects.select_for_update(skip_locked=True)
+        .filter(status=Status.PENDING)
+        .order_by("created_at")
+        .first()
+    )
+    if generation is None:
+        return None
+    generation.status = Status.PROCESSING
+    generation.started_at = timezone.now()
+    generation.attempts += 1
+    generation.save(update_fields=["status", "started_at", "attempts"])
+    return Generation.objects.select_related("ai_model").get(pk=generation.pk)
+
+
+def _transition(generation_id, *, from_statuses, **changes) -> bool:
+    """Move a generation out of one of ``from_statuses``; True if this call did it."""
+    return bool(Generation.objects.filter(pk=generation_id, status__in=list(from_statuses)).update(**changes))
+
+
+@transaction.atomic
+def generation_complete(*, generation: Generation, outputs: list[dict], provider_request_id: str = "") -> bool:
+    """processing → completed with its outputs. False if it had already left
+    processing (cancelled, failed by the sweep …): the outputs are then dropped."""
+    changes = {"status": Status.COMPLETED, "outputs": outputs, "completed_at": timezone.now(), "error_message": ""}
+    if provider_request_id:
+        changes["provider_request_id"] = provider_request_id
+    done = _transition(generation.pk, from_statuses=[Status.PROCESSING], **changes)
+    if done:
+        logger.info("generation %s completed with %d output(s)", generation.pk, len(outputs))
+    return done
+
+
+@transaction.atomic
+def generation_fail(
+    *,
+    generation: Generation,
+    error: str,
+    from_statuses=(Status.PENDING, Status.PROCESSING),
+    created_by=None,
+) -> bool:
+    """→ failed, with the error recorded, and refunded — exactly once.
+
+    The conditional update is the claim: of a worker, the sweep, a webhook and an admin
+    racing on one generation, one moves it and refunds in the same transaction; the
+    others get False and change nothing.
+    """
+    done = _transition(
+        generation.pk,
+        from_statuses=from_statuses,
+        status=Status.FAILED,
+        error_message=(error or "Generation failed.")[:2000],
+        completed_at=timezone.now(),
+    )
+    if done:
+        generation.refresh_from_db()
+        credits_refund(generation=generation, reason="Refund: generation failed", created_by=created_by)
+        logger.warning("generation %s failed: %s", generation.pk, error)
+    return done
+
+
+def generation_retry(*, generation: Generation) -> Generation:
+    """A new generation with the same request (charged again), child of the old one."""
+    return generation_create(
+        user=generation.user,
+        ai_model=generation.ai_model,
+        prompt=generation.prompt,
+        negative_prompt=generation.negative_prompt,
+        parameters=generation.parameters,
+        project=generation.project if generation.project and not generation.project.is_archived else None,
+        parent=generation,
+    )
+
+
+def generation_sweep(*, timeout_seconds: int | None = None) -> int:
+    """Fail and refund generations stuck in processing longer than the timeout (a worker
+    killed mid-run). Returns how many it failed."""
+    timeout = timeout_seconds if timeout_seconds is not None else settings.GENERATION_PROCESSING_TIMEOUT
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    stuck = Generation.objects.filter(status=Status.PROCESSING, started_at__lt=cutoff).only("pk", "user_id")
+    failed = 0
+    for generation in stuck.iterator():
+        if generation_fail(
+            generation=generation,
+            error=f"Timed out: still processing after {timeout} s (worker lost).",
+            from_statuses=[Status.PROCESSING],
+        ):
+            failed += 1
+    return failed
