@@ -1,4 +1,5 @@
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from projects.models import Project
@@ -11,10 +12,31 @@ def project_create(*, user, name: str, description: str = "", visibility: str = 
     """Create a project for ``user``. Raises ValidationError (e.g. a name the user already
     has, compared case-insensitively)."""
     project = Project(user=user, name=name.strip(), description=description, visibility=visibility)
-    project.full_clean()
-    project.save()
+    _validate(project)
+    _save(project)
     project.refresh_from_db()  # the database sets created_at and the counter
     return project
+
+
+def _validate(project: Project) -> None:
+    # "user" is excluded from field validation: checking that the owner exists would
+    # read auth.users, which the API role cannot (and need not: it is the caller). That
+    # also skips the per-owner unique name constraint, checked here by name instead (its
+    # expression-based form would report a non-field error).
+    project.full_clean(exclude=["user"])
+    taken = Project.objects.filter(user_id=project.user_id, name__iexact=project.name).exclude(pk=project.pk)
+    if taken.exists():
+        raise ValidationError({"name": "You already have a project with this name."})
+
+
+def _save(project: Project, **kwargs) -> None:
+    try:
+        with transaction.atomic():
+            project.save(**kwargs)
+    except IntegrityError as exc:  # a concurrent request took the name first
+        if "projects_user_name_ci_key" in str(exc):
+            raise ValidationError({"name": "You already have a project with this name."}) from exc
+        raise
 
 
 @transaction.atomic
@@ -25,8 +47,8 @@ def project_update(*, project: Project, data: dict) -> Project:
     for name in fields:
         setattr(project, name, data[name].strip() if name == "name" else data[name])
     if fields:
-        project.full_clean()
-        project.save(update_fields=fields)
+        _validate(project)
+        _save(project, update_fields=fields)
         project.refresh_from_db(fields=["updated_at"])
     return project
 

@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.http import Http404
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from velro.exceptions import Conflict, InsufficientCredits
 
@@ -61,6 +62,7 @@ def call_function(name: str, *args, field: str | None = None):
     if field is not None:
         call = sql.SQL("({}).{}").format(call, sql.Identifier(field))
     query = sql.SQL("SELECT {}").format(call)
+    params = [Jsonb(arg) if isinstance(arg, dict | list) else arg for arg in args]
     with translating_db_errors(), connection.cursor() as cursor:
-        cursor.execute(query.as_string(), list(args))
+        cursor.execute(query.as_string(), params)
         return cursor.fetchone()[0]
