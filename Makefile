@@ -8,7 +8,7 @@ PORT   ?= 8000
 # Development defaults; a real deployment sets these in the environment (README).
 export DEBUG ?= 1
 
-.PHONY: install run migrate test lint stop-db dbshell clean
+.PHONY: install run worker migrate test lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,15 @@ install: $(VENV)/.installed
 migrate: install
 	$(MANAGE) migrate --no-input
 
+# The worker runs beside the server and stops with it (Ctrl-C).
 run: migrate
 	$(MANAGE) ensure_dev_admin
+	@$(MANAGE) run_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(MANAGE) runserver $(HOST):$(PORT)
+
+worker: migrate
+	$(MANAGE) run_worker
 
 test: install
 	$(PY) -m pytest

@@ -167,6 +167,7 @@ def generation_fail(
     error: str,
     from_statuses=(Status.PENDING, Status.PROCESSING),
     created_by=None,
+    provider_request_id: str = "",
 ) -> bool:
     """→ failed, with the error recorded, and refunded — exactly once.
 
@@ -174,13 +175,12 @@ def generation_fail(
     racing on one generation, one moves it and refunds in the same transaction; the
     others get False and change nothing.
     """
-    done = _transition(
-        generation.pk,
-        from_statuses=from_statuses,
-        status=Status.FAILED,
-        error_message=(error or "Generation failed.")[:2000],
-        completed_at=timezone.now(),
-    )
+    changes = {"status": Status.FAILED, "error_message": (error or "Generation failed.")[:2000]}
+    if provider_request_id:
+        # Kept so a job that timed out here but still runs (and bills) at the provider
+        # can be traced.
+        changes["provider_request_id"] = provider_request_id
+    done = _transition(generation.pk, from_statuses=from_statuses, completed_at=timezone.now(), **changes)
     if done:
         generation.refresh_from_db()
         credits_refund(generation=generation, reason="Refund: generation failed", created_by=created_by)

@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from generations import services
 from generations.models import Generation, WebhookDelivery
 from generations.providers import ProviderError
-from generations.providers.outputs import outputs_from_payload
+from generations.providers.fal import parse_outputs
 from velro.api import BaseAPIView
 from velro.exceptions import Conflict
 
@@ -116,7 +116,12 @@ class ProviderWebhookView(BaseAPIView):
             raise exceptions.NotFound("No such generation.")
         if data.validated_data["status"] == "OK":
             try:
-                outputs = outputs_from_payload(generation, data.validated_data["payload"])
+                outputs = parse_outputs(
+                    generation.ai_model.kind,
+                    data.validated_data["payload"],
+                    generation.parameters or {},
+                    data.validated_data.get("request_id", ""),
+                )
             except ProviderError as exc:
                 raise exceptions.ValidationError({"payload": [str(exc)]}) from exc
             done = services.generation_complete(

@@ -119,7 +119,7 @@ class FalProvider:
                         provider_request_id=request_id,
                     )
                 return
-            if state not in PENDING_STATUSES:
+            if not isinstance(state, str) or state not in PENDING_STATUSES:
                 raise ProviderError(
                     f"fal.ai returned an unexpected status {self._excerpt(repr(state))} for request {request_id}.",
                     provider_request_id=request_id,

@@ -57,7 +57,12 @@ class Command(BaseCommand):
         try:
             result = get_provider(generation.ai_model).run(generation)
         except ProviderError as exc:
-            services.generation_fail(generation=generation, error=str(exc), from_statuses=["processing"])
+            services.generation_fail(
+                generation=generation,
+                error=str(exc),
+                from_statuses=["processing"],
+                provider_request_id=exc.provider_request_id,
+            )
             self.stdout.write(self.style.ERROR(f"{generation.pk}: failed and refunded: {exc}"))
             return
         except Exception as exc:  # a bug in a provider must not kill the worker or keep the credits
