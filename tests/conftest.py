@@ -18,6 +18,22 @@ def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _ledger_invariant(request):
+    """After every test that touched the database: balance == sum(ledger) and the newest
+    balance_after == balance, for everyone. Tests that corrupt the books on purpose
+    carry the ``breaks_ledger`` marker."""
+    name = next((f for f in ("transactional_db", "db") if f in request.fixturenames), None)
+    if name is None or request.node.get_closest_marker("breaks_ledger"):
+        yield
+        return
+    request.getfixturevalue(name)  # set up first, so torn down after this check
+    yield
+    from credits.selectors import credits_invariant_violations
+
+    assert credits_invariant_violations() == []
+
+
 @pytest.fixture
 def alice(db):
     return UserFactory(email="alice@example.com", raw_user_meta_data={"full_name": "Alice Owner"})

@@ -137,6 +137,7 @@ class TestUpdateSync:
         alice.save()
         assert Profile.objects.get(pk=alice.pk).full_name == "Call Me Al"
 
+    @pytest.mark.breaks_ledger
     def test_updates_never_touch_credits_or_plan(self, alice):
         Profile.objects.filter(pk=alice.pk).update(credits_balance=7, current_plan="pro")
         alice.email = "changed@example.com"
