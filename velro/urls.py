@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 
 from velro import views
 
@@ -18,7 +17,7 @@ if settings.SERVE_MEDIA:
     # Uploads and generated files, for development; in production a web server or
     # object storage serves MEDIA_ROOT.
     urlpatterns += [
-        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}, name="media"),
+        re_path(r"^media/(?P<path>.*)$", views.media, name="media"),
     ]
 
 # JSON, not Django's HTML pages, for errors under /api/.

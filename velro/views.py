@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.http import JsonResponse
+from django.views import static
 from django.views import defaults
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
@@ -28,3 +30,8 @@ def server_error(request):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
     return defaults.server_error(request)
+
+
+def media(request, path):
+    """Development only (SERVE_MEDIA): uploads and outputs from MEDIA_ROOT."""
+    return static.serve(request, path, document_root=settings.MEDIA_ROOT)
