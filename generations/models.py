@@ -89,17 +89,19 @@ class Generation(models.Model):
         db_index=False,  # generations_user_created_idx leads with user_id
         related_name="generations",
     )
+    # DO_NOTHING: the database's ON DELETE SET NULL does it. Django's own SET_NULL would
+    # first UPDATE generations.project_id as the caller, which the API role may not.
     project = models.ForeignKey(
         "projects.Project",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="generations",
     )
     ai_model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="generations")
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False, related_name="children"
+        "self", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="children"
     )
     prompt = models.TextField()
     negative_prompt = models.TextField(blank=True, db_default="")

@@ -1,0 +1,368 @@
+"""Bob must never read, change or even learn of alice's data, through any endpoint.
+
+One table holds a row for every (route, method) of the API that touches a person's
+data: object endpoints on alice's ids (bob gets a 404 and alice's rows do not change),
+create endpoints pointed at alice's objects, lists (bob sees only his own) and the
+"mine" endpoints. ``test_every_api_route_has_an_isolation_row`` walks the URL patterns:
+a new endpoint without a row here (or an explicit exemption) fails the suite.
+"""
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+
+from accounts.models import Profile
+from credits.models import CreditTransaction
+from credits.services import credits_grant
+from generations.models import AIModel, Generation
+from generations.services import generation_create
+from projects.models import Project
+from projects.services import project_create, project_delete
+
+API = "/api/v1/"
+ALICE_PROMPT = "alice's secret prompt: a violet heron"
+BOB_PROMPT = "bob's own prompt: a grey wolf"
+
+# --- the data ------------------------------------------------------------------------
+
+
+def generate(user, model_id, prompt, project=None):
+    return generation_create(user=user, ai_model=AIModel.objects.get(pk=model_id), prompt=prompt, project=project)
+
+
+@pytest.fixture
+def world(alice, bob):
+    """Alice: a private empty project, a public one with a favourite pending generation,
+    an archived one with a generation, and a grant — so every write bob might attempt
+    would visibly change something. Bob: his own projects, generation and ledger, so his
+    lists are not empty."""
+    private = project_create(user=alice, name="Alice private", description="hers")
+    public = project_create(user=alice, name="Alice public", visibility="public")
+    archived = project_create(user=alice, name="Alice archived")
+    g1 = generate(alice, "fal-ai/flux/dev", ALICE_PROMPT, project=public)
+    g2 = generate(alice, "fal-ai/flux/dev", ALICE_PROMPT + " (2)", project=archived)
+    Generation.objects.filter(pk=g1.pk).update(is_favorite=True)
+    assert project_delete(project=Project.objects.get(pk=archived.pk)) is not None
+    grant = credits_grant(user=alice, amount=7, reason="Alice's goodwill")
+
+    bob_private = project_create(user=bob, name="Bob private")
+    bob_public = project_create(user=bob, name="Bob public", visibility="public")
+    bob_generation = generate(bob, "fal-ai/flux/schnell", BOB_PROMPT, project=bob_private)
+
+    ids = {
+        "private": str(private.pk),
+        "public": str(public.pk),
+        "archived": str(archived.pk),
+        "g1": str(g1.pk),
+        "g2": str(g2.pk),
+    }
+    alice_ledger = [str(pk) for pk in CreditTransaction.objects.filter(user=alice).values_list("pk", flat=True)]
+    assert str(grant.pk) in alice_ledger
+    return {
+        "ids": ids,
+        "alice": alice,
+        "bob": bob,
+        # Strings that must never appear in a response to bob (unless he sent them).
+        "secrets": {*ids.values(), *alice_ledger, str(alice.pk), alice.email, ALICE_PROMPT, "Alice's goodwill"},
+        "bob_projects": [str(bob_public.pk), str(bob_private.pk)],
+        "bob_public": str(bob_public.pk),
+        "bob_generation": str(bob_generation.pk),
+    }
+
+
+def snapshot(user) -> dict:
+    """Every row of ``user``'s data, as the owner connection sees it."""
+    return {
+        "profile": Profile.objects.filter(pk=user.pk).values().get(),
+        "projects": list(Project.objects.filter(user=user).order_by("pk").values()),
+        "generations": list(Generation.objects.filter(user=user).order_by("pk").values()),
+        "ledger": list(CreditTransaction.objects.filter(user=user).order_by("pk").values()),
+    }
+
+
+# --- the table -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A request bob makes. ``path`` (relative to /api/v1/) and string values in ``body``
+    may name alice's objects as ``{private}``, ``{public}``, ``{archived}``, ``{g1}``,
+    ``{g2}``."""
+
+    method: str
+    path: str
+    body: dict | None = None
+    status: int = 404
+    error_field: str | None = None  # for a 400: the one field at fault
+    check: Callable | None = None  # (world, json body) -> None, more assertions
+
+    def fill(self, ids: dict):
+        body = None if self.body is None else {k: v.format(**ids) for k, v in self.body.items()}
+        return API + self.path.format(**ids), body
+
+    @property
+    def id(self) -> str:
+        return f"{self.method.upper()} {self.path}" + (f" {json.dumps(self.body)}" if self.body else "")
+
+
+RENAME = {"name": "Taken over", "description": "", "visibility": "public"}
+
+# Object endpoints on alice's rows: 404, nothing changes. Each write is aimed at a row it
+# would really change (an empty project a DELETE would remove, one with a generation it
+# would archive, an archived one restore would bring back, a pending generation cancel
+# would refund, a favourite DELETE would clear, a non-favourite POST would set).
+OBJECT_CASES = [
+    Case("get", "projects/{private}"),
+    Case("get", "projects/{archived}"),
+    Case("patch", "projects/{private}", {"name": "Taken over", "visibility": "public"}),
+    Case("patch", "projects/{public}", {"name": "Taken over", "visibility": "private"}),
+    Case("put", "projects/{private}", RENAME),
+    Case("put", "projects/{public}", {**RENAME, "visibility": "private"}),
+    Case("delete", "projects/{private}"),
+    Case("delete", "projects/{public}"),
+    Case("post", "projects/{archived}/restore"),
+    Case("post", "projects/{public}/restore"),
+    Case("get", "generations/{g1}"),
+    Case("get", "generations/{g2}"),
+    Case("post", "generations/{g1}/cancel"),
+    Case("post", "generations/{g2}/favorite"),
+    Case("delete", "generations/{g1}/favorite"),
+]
+
+
+def bobs_new_project(world, body):
+    project = Project.objects.get(pk=body["id"])
+    assert (project.user_id, body["is_owner"], body["generation_count"]) == (world["bob"].pk, True, 0)
+
+
+# Create endpoints aimed at alice's objects: refused by field, or created as bob's own.
+CREATE_CASES = [
+    Case(
+        "post",
+        "generations",
+        {"ai_model": "fal-ai/flux/schnell", "prompt": "intruder", "project": "{private}"},
+        400,
+        "project",
+    ),
+    Case(
+        "post",
+        "generations",
+        {"ai_model": "fal-ai/flux/schnell", "prompt": "intruder", "project": "{public}"},
+        400,
+        "project",
+    ),
+    Case(
+        "post",
+        "generations",
+        {"ai_model": "fal-ai/flux/schnell", "prompt": "intruder", "parent": "{g1}"},
+        400,
+        "parent",
+    ),
+    # Names are unique per owner: alice's name is free for bob, and it is his project.
+    Case("post", "projects", {"name": "Alice private"}, 201, check=bobs_new_project),
+]
+
+
+def result_ids(body) -> list[str]:
+    return [item["id"] for item in body["results"]]
+
+
+def bobs_projects(world, body):
+    # Both made in the test's one transaction: same created_at, so the order is the id's.
+    assert sorted(result_ids(body)) == sorted(world["bob_projects"])
+    assert body["count"] == 2
+
+
+def bobs_public_projects(world, body):
+    assert result_ids(body) == [world["bob_public"]]
+
+
+def nothing(world, body):
+    assert body["results"] == []
+
+
+def bobs_generations(world, body):
+    assert result_ids(body) == [world["bob_generation"]]
+    assert body["results"][0]["prompt"] == BOB_PROMPT
+
+
+def bobs_ledger(world, body):
+    rows = [(item["type"], item["amount"], item["balance_after"]) for item in body["results"]]
+    assert sorted(rows) == [("signup_bonus", 100, 100), ("usage", -10, 90)]
+
+
+def bobs_stats(world, body):
+    assert body == {
+        "total": 1,
+        "credits_charged": 10,
+        "by_status": {"pending": {"count": 1, "credits_charged": 10}},
+        "by_model": {"fal-ai/flux/schnell": {"count": 1, "credits_charged": 10}},
+    }
+
+
+def bobs_balance(world, body):
+    assert body == {"credits_balance": 90, "current_plan": "free"}
+
+
+def bobs_profile(world, body):
+    assert (body["id"], body["email"], body["credits_balance"]) == (str(world["bob"].pk), "bob@example.com", 90)
+
+
+def bobs_renamed_profile(world, body):
+    assert (body["id"], body["full_name"]) == (str(world["bob"].pk), "Bob Renamed")
+
+
+# Lists and "mine" endpoints: 200 with bob's data only (filters naming alice's objects
+# included: a filter must not be a way around the owner scope).
+LIST_CASES = [
+    Case("get", "projects", status=200, check=bobs_projects),
+    Case("get", "projects?visibility=public", status=200, check=bobs_public_projects),
+    Case("get", "projects?archived=true", status=200, check=nothing),
+    Case("get", "projects?q=alice", status=200, check=nothing),
+    Case("get", "generations", status=200, check=bobs_generations),
+    Case("get", "generations?project={public}", status=200, check=nothing),
+    Case("get", "generations?is_favorite=true", status=200, check=nothing),
+    Case("get", "generations?ai_model=fal-ai/flux/dev", status=200, check=nothing),
+    Case("get", "credits/transactions", status=200, check=bobs_ledger),
+    Case("get", "credits/transactions?type=grant", status=200, check=nothing),
+    Case("get", "generations/stats", status=200, check=bobs_stats),
+    Case("get", "credits/balance", status=200, check=bobs_balance),
+    Case("get", "me", status=200, check=bobs_profile),
+    Case("patch", "me", {"full_name": "Bob Renamed"}, status=200, check=bobs_renamed_profile),
+]
+
+CASES = OBJECT_CASES + CREATE_CASES + LIST_CASES
+
+
+def swap_ids(value, ids: dict, replacement: dict):
+    """``value`` (a string or a JSON-like body) with alice's ids replaced."""
+    text = json.dumps(value)
+    for key, real in ids.items():
+        text = text.replace(real, replacement[key])
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_bob_cannot_reach_alices_data(world, api_as, case):
+    alice, ids = world["alice"], world["ids"]
+    before = snapshot(alice)
+    client = api_as(world["bob"])
+    path, body = case.fill(ids)
+
+    response = getattr(client, case.method)(path, body, format="json")
+
+    assert response.status_code == case.status, response.content
+    data = response.json()
+    if case.status == 404:
+        assert data == {"detail": "Not found.", "code": "not_found"}
+    elif case.status == 400:
+        assert data["code"] == "invalid"
+        assert list(data["errors"]) == [case.error_field]
+    if case.check is not None:
+        case.check(world, data)
+    assert snapshot(alice) == before
+
+    # Nothing of alice's in the answer, except what bob sent himself.
+    sent = path + json.dumps(body)
+    leaked = {secret for secret in world["secrets"] if secret in response.content.decode() and secret not in sent}
+    assert leaked == set()
+
+    # No existence oracle: the same request with ids nobody has gets the same answer.
+    if case.status in (400, 404):
+        fresh = {key: str(uuid.uuid4()) for key in ids}
+        other = getattr(client, case.method)(*case.fill(fresh), format="json")
+        assert (other.status_code, swap_ids(other.json(), ids=fresh, replacement=ids)) == (case.status, data)
+        assert snapshot(alice) == before
+
+
+def test_alice_can_reach_what_bob_cannot(world, api_as):
+    """The table's 404s are about who asks: the same reads as alice succeed."""
+    client = api_as(world["alice"])
+    for case in OBJECT_CASES:
+        if case.method == "get":
+            path, _ = case.fill(world["ids"])
+            assert client.get(path).status_code == 200, path
+    assert api_as(world["alice"]).get(API + "credits/balance").json()["credits_balance"] == 57
+
+
+# --- every route has a row -----------------------------------------------------------
+
+# Routes with no per-person data, by an example path and the URL name it must resolve
+# to. Adding one here needs a reviewer's yes.
+EXEMPT = {
+    "/api/v1/auth/register": "auth-register",
+    "/api/v1/auth/login": "auth-login",
+    "/api/v1/auth/refresh": "auth-refresh",
+    "/api/v1/models": "ai-model-list",
+    "/api/v1/models/fal-ai/flux/dev": "ai-model-detail",
+    "/api/v1/webhooks/fal": "provider-webhook",
+    "/api/v1/no/such/endpoint": "api-not-found",  # the catch-all
+}
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def join_route(prefix: str, route: str) -> str:
+    # As django.urls.resolvers._join_route, so the walk and resolve() agree.
+    return prefix + route.removeprefix("^") if prefix else route
+
+
+def api_routes(resolver=None, prefix=""):
+    """(route, methods) of every URL pattern under api/v1/."""
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        route = join_route(prefix, str(entry.pattern))
+        if isinstance(entry, URLResolver):
+            yield from api_routes(entry, route)
+        elif isinstance(entry, URLPattern) and route.startswith("api/v1/"):
+            view = entry.callback
+            actions = getattr(view, "actions", None)
+            if actions is not None:
+                methods = set(actions) - {"head", "options"}
+            else:
+                cls = getattr(view, "cls", None) or getattr(view, "view_class", None)
+                methods = {name for name in HTTP_METHODS if hasattr(cls, name)}
+            yield route, methods
+
+
+def route_of(path: str) -> str:
+    return resolve(path.split("?")[0]).route
+
+
+def covered_pairs() -> set[tuple[str, str]]:
+    dummy = {key: str(uuid.UUID(int=0)) for key in ("private", "public", "archived", "g1", "g2")}
+    return {(route_of(case.fill(dummy)[0]), case.method) for case in CASES}
+
+
+def test_the_walk_agrees_with_resolve():
+    routes = {route for route, _ in api_routes()}
+    assert {"api/v1/me", "api/v1/projects$", "api/v1/generations/(?P<pk>[^/.]+)/favorite$"} <= routes
+    assert route_of("/api/v1/projects/" + str(uuid.uuid4())) in routes
+
+
+def test_the_exemptions_still_exist():
+    # A stale exemption (a path that now falls through to the catch-all, or resolves to
+    # another view) would silently excuse something else.
+    assert {path: resolve(path).url_name for path in EXEMPT} == EXEMPT
+
+
+def test_every_api_route_has_an_isolation_row():
+    exempt = {route_of(path) for path in EXEMPT}
+    covered = covered_pairs()
+    missing = sorted(
+        f"{method.upper()} {route}"
+        for route, methods in api_routes()
+        if route not in exempt
+        for method in methods
+        if (route, method) not in covered
+    )
+    assert missing == [], "add a row to the isolation table (or a reviewed exemption) for these"
+
+
+def test_the_table_has_no_rows_for_routes_that_are_gone():
+    served = {(route, method) for route, methods in api_routes() for method in methods}
+    assert covered_pairs() - served == set()
