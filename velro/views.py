@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.http import JsonResponse
-from django.views import static
-from django.views import defaults
+from django.views import defaults, static
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 
