@@ -1,11 +1,7 @@
 """Migrations are the deployment: they apply from nothing, reverse to nothing, and
 apply again, on a scratch database of the same server."""
 
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -13,7 +9,8 @@ from django.core.management import call_command
 from django.db import connection
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import database_url, manage
+
 OUR_APPS = ["accounts", "credits", "projects", "generations", "stylestacks"]
 
 
@@ -25,26 +22,11 @@ def scratch_db(db):
     admin = {k: params[k] for k in ("host", "port", "user", "password") if params.get(k)}
     with psycopg.connect(**admin, dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    host = params["host"]
-    netloc = f"{params['user']}:{params.get('password') or ''}@"
-    if host.startswith("/"):
-        url = f"postgres://{netloc}/{name}?host={host}" + (f"&port={params['port']}" if params.get("port") else "")
-    else:
-        url = f"postgres://{netloc}{host}:{params.get('port') or 5432}/{name}"
     try:
-        yield url, admin | {"dbname": name}
+        yield database_url(name), admin | {"dbname": name}
     finally:
         with psycopg.connect(**admin, dbname="postgres", autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def manage(url, *args):
-    env = {**os.environ, "DATABASE_URL": url, "DEBUG": "1"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def objects(conn_params):
