@@ -1,11 +1,22 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from accounts.forms import UserChangeForm, UserCreationForm
 from accounts.models import Profile, User
+from credits.forms import CreditChangeForm
 from credits.models import CreditTransaction
+from credits.services import credits_adjust, credits_grant
 from velro.admin import ReadOnlyInlineMixin
+from velro.exceptions import ApplicationError
+
+# One grant form is for a handful of people (support cases, testers); a campaign for
+# thousands belongs in a management command, not in a list of hidden inputs.
+MAX_USERS_PER_CREDIT_CHANGE = 100
 
 
 class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
@@ -63,6 +74,7 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     readonly_fields = ("id", "last_login", "created_at", "updated_at")
     filter_horizontal = ("groups", "user_permissions")
+    actions = ["grant_credits"]
 
     def get_inlines(self, request, obj):
         # On the add page there is no profile or ledger yet: the trigger makes them.
@@ -77,3 +89,54 @@ class UserAdmin(DjangoUserAdmin):
         if not hasattr(obj, "profile"):
             return format_html('<span style="color:#ba2121">{}</span>', "no profile")
         return obj.profile.credits_balance
+
+    def has_credits_permission(self, request):
+        # Changing balances is its own right: editing users is not enough.
+        return request.user.has_perm("credits.add_credittransaction")
+
+    @admin.action(description="Grant or adjust credits", permissions=["credits"])
+    def grant_credits(self, request, queryset):
+        """Ask for amount, kind and reason, then change each selected user's balance
+        through the credits service, reporting each user's outcome."""
+        users = list(queryset.select_related("profile").order_by("email")[: MAX_USERS_PER_CREDIT_CHANGE + 1])
+        if len(users) > MAX_USERS_PER_CREDIT_CHANGE:
+            self.message_user(
+                request,
+                f"Select at most {MAX_USERS_PER_CREDIT_CHANGE} users for one credit change.",
+                messages.ERROR,
+            )
+            return None
+
+        form = CreditChangeForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            self._apply_credit_change(request, users, **form.cleaned_data)
+            return None  # back to the list, where the messages are shown
+
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Grant or adjust credits",
+            "opts": self.opts,
+            "form": form,
+            "users": users,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "grant_credits",
+        }
+        return TemplateResponse(request, "admin/credits/grant_credits.html", context)
+
+    def _apply_credit_change(self, request, users, *, kind, amount, reason):
+        service = credits_grant if kind == CreditChangeForm.Kind.GRANT else credits_adjust
+        for user in users:
+            # Each call is its own savepoint: one refusal leaves the others applied.
+            try:
+                entry = service(user=user, amount=amount, reason=reason, created_by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{user.email}: {' '.join(exc.messages)}", messages.ERROR)
+            except (ApplicationError, Http404) as exc:  # InsufficientCredits, no profile
+                self.message_user(request, f"{user.email}: {exc}", messages.ERROR)
+            else:
+                self.log_change(request, user, f"Credits {kind} {amount:+d}: {reason}")
+                self.message_user(
+                    request,
+                    f"{user.email}: {kind} of {amount:+d} credits, balance now {entry.balance_after}.",
+                    messages.SUCCESS,
+                )

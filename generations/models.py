@@ -103,7 +103,28 @@ class Generation(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="children"
     )
-    prompt = models.TextField()
+    # The style it was made with; ON DELETE SET NULL in the database.
+    style_stack = models.ForeignKey(
+        "stylestacks.StyleStack",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="generations",
+    )
+    preset = models.ForeignKey(
+        "stylestacks.StylePreset",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="generations",
+    )
+    prompt = models.TextField(help_text="What the person typed.")
+    # What was sent to the provider: the prompt composed with the style for this model
+    # (empty when no style was used), and how it was composed.
+    adapted_prompt = models.TextField(blank=True, db_default="")
+    adaptation = models.JSONField(default=dict, blank=True, db_default=models.Value({}, models.JSONField()))
     negative_prompt = models.TextField(blank=True, db_default="")
     parameters = models.JSONField(default=dict, blank=True)
     reference_image = models.FileField(upload_to="references/%Y/%m/", max_length=300, blank=True, db_default="")
@@ -157,6 +178,11 @@ class Generation(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+    @property
+    def provider_prompt(self) -> str:
+        """The prompt providers receive: the composed one when a style was used."""
+        return self.adapted_prompt or self.prompt
 
 
 class WebhookDelivery(models.Model):

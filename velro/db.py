@@ -7,6 +7,7 @@ Our functions raise SQLSTATEs of class ``VL`` with the field at fault in HINT:
 SQLSTATE  meaning                                     becomes
 ========  ==========================================  =====================
 VL401     no caller (auth.uid() is NULL)              PermissionDenied
+VL403     the caller's role does not allow it         PermissionDenied
 VL402     the balance does not cover a charge         InsufficientCredits
 VL404     the object does not exist for the caller    Http404
 VL409     the object is not in a state that allows it Conflict
@@ -43,7 +44,7 @@ def translating_db_errors():
             raise
         message = diag.message_primary or "Invalid request."
         field = diag.message_hint or "non_field_errors"
-        if state == "VL401":
+        if state in ("VL401", "VL403"):
             raise PermissionDenied(message) from exc
         if state == "VL402":
             extra = json.loads(diag.message_detail) if diag.message_detail else {}

@@ -98,6 +98,11 @@ def test_no_api_role_has_privileges_on_djangos_tables_or_identities(db, sql):
         ("public.generations", "authenticated", True),
         ("public.projects", "anon", True),
         ("public.projects", "authenticated", True),
+        ("public.stack_contributors", "authenticated", True),
+        ("public.style_stack_presets", "anon", True),
+        ("public.style_stack_presets", "authenticated", True),
+        ("public.style_stack_versions", "authenticated", True),
+        ("public.style_stacks", "authenticated", True),
         ("public.users", "authenticated", True),
     ]
 
@@ -149,7 +154,12 @@ def test_every_function_has_a_fixed_search_path(db, sql):
 
 # SECURITY DEFINER functions the API role may call: each takes the caller from
 # auth.uid(), never from a parameter, and checks ownership itself.
-CALLABLE_BY_AUTHENTICATED = {"public.generation_create", "public.generation_cancel"}
+CALLABLE_BY_AUTHENTICATED = {
+    "public.generation_create",
+    "public.generation_cancel",
+    "public.stack_role",  # used by the style stack policies
+    "public.stack_contributor_add",
+}
 
 
 def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
@@ -174,8 +184,13 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
         ("generation_cancel",),
         ("generation_create",),
         ("generations_count_in_project",),
+        ("generations_count_style_usage",),
         ("handle_new_user",),
         ("handle_updated_user",),
+        ("stack_contributor_add",),
+        ("stack_role",),
+        ("style_stacks_count_fork",),
+        ("style_stacks_keep_version",),
     ]
 
 

@@ -1,0 +1,59 @@
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from credits.models import CreditTransaction
+from velro.admin import CappedCountPaginator
+
+
+@admin.register(CreditTransaction)
+class CreditTransactionAdmin(admin.ModelAdmin):
+    """The ledger, read only: rows are written by credits_apply() alone (the grant and
+    adjustment action lives on the Users admin), and a trigger refuses UPDATE/DELETE."""
+
+    list_display = (
+        "user_email",
+        "type",
+        "amount",
+        "balance_after",
+        "generation_link",
+        "description",
+        "created_by_email",
+        "created_at",
+    )
+    list_filter = ("type",)
+    search_fields = ("user__email", "description")
+    list_select_related = ("user", "created_by")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    # Newest first only: sorting the whole table by another column (an email, a
+    # prompt) would be a full sort on every page view.
+    sortable_by = ("created_at",)
+    fields = ("id", "user", "type", "amount", "balance_after", "generation", "description", "created_by", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="user", ordering="user__email")
+    def user_email(self, obj):
+        return obj.user.email
+
+    @admin.display(description="created by", ordering="created_by__email")
+    def created_by_email(self, obj):
+        return obj.created_by.email if obj.created_by_id else ""
+
+    @admin.display(description="generation")
+    def generation_link(self, obj):
+        # Only the id is needed for the link: no join to the (big) generations table.
+        if obj.generation_id is None:
+            return ""
+        url = reverse("admin:generations_generation_change", args=[obj.generation_id])
+        return format_html('<a href="{}">{}…</a>', url, str(obj.generation_id)[:8])

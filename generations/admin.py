@@ -1,0 +1,270 @@
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from credits.models import CreditTransaction
+from generations.forms import AIModelAdminForm
+from generations.models import AIModel, Generation
+from generations.services import generation_fail, generation_retry
+from velro.admin import CappedCountPaginator, ReadOnlyInlineMixin
+from velro.exceptions import ApplicationError
+
+Status = Generation.Status
+
+STATUS_COLORS = {
+    Status.PENDING: "#666",
+    Status.PROCESSING: "#205493",
+    Status.COMPLETED: "#2e7d32",
+    Status.FAILED: "#ba2121",
+    Status.CANCELLED: "#8a6d3b",
+}
+
+
+@admin.register(AIModel)
+class AIModelAdmin(admin.ModelAdmin):
+    """The model catalog, edited by staff. Deleting a model that has generations is
+    refused (PROTECT); deactivate it instead."""
+
+    form = AIModelAdminForm
+    list_display = ("id", "display_name", "kind", "provider", "credits_cost", "is_active", "sort_order")
+    list_editable = ("is_active", "sort_order")
+    list_filter = ("kind", "provider", "is_active")
+    search_fields = ("id", "display_name")
+    fieldsets = (
+        (None, {"fields": ("id", "display_name", "description", "kind", "provider", "is_active", "sort_order")}),
+        ("Pricing and limits", {"fields": ("credits_cost", "max_prompt_length")}),
+        ("Capabilities", {"fields": ("supports_lora", "supports_negative_prompt", "supports_reference_image")}),
+        ("Prompting", {"fields": ("parameter_schema", "prompt_guide")}),
+        ("Dates", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # The id is the provider's endpoint and the key generations point at: it is
+        # chosen once, when the model is added.
+        if obj is not None:
+            return ("id", "created_at", "updated_at")
+        return ("created_at", "updated_at")
+
+
+class GenerationLedgerInline(ReadOnlyInlineMixin, admin.TabularInline):
+    """What this generation cost and whether it was refunded."""
+
+    model = CreditTransaction
+    fk_name = "generation"
+    ordering = ("created_at", "id")
+    fields = ("created_at", "type", "amount", "balance_after", "description", "created_by")
+    readonly_fields = fields
+    verbose_name_plural = "credit ledger"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    """Generations, read only: the worker, webhooks and the services own every column.
+    Staff act on them only through the actions, which call the services."""
+
+    list_display = (
+        "short_id",
+        "thumbnail",
+        "user_email",
+        "ai_model",
+        "status_badge",
+        "credits_charged",
+        "prompt_excerpt",
+        "project",
+        "created_at",
+    )
+    list_filter = ("status", "ai_model", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("prompt", "user__email")
+    list_select_related = ("user", "ai_model", "project")
+    raw_id_fields = ("user", "project", "parent")
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    # Newest first only: sorting the whole table by another column (an email, a
+    # prompt) would be a full sort on every page view.
+    sortable_by = ("created_at",)
+    inlines = [GenerationLedgerInline]
+    actions = ["mark_failed_and_refund", "retry"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "user",
+                    "project",
+                    "parent",
+                    "ai_model",
+                    "status",
+                    "credits_charged",
+                    "attempts",
+                    "is_favorite",
+                )
+            },
+        ),
+        ("Request", {"fields": ("prompt", "negative_prompt", "parameters", "reference_preview", "idempotency_key")}),
+        ("Style", {"fields": ("style_stack", "preset", "adapted_prompt", "adaptation")}),
+        ("Result", {"fields": ("outputs_preview", "outputs", "error_message", "provider_request_id")}),
+        ("Dates", {"fields": ("created_at", "started_at", "completed_at", "updated_at")}),
+    )
+    readonly_fields = ("reference_preview", "outputs_preview")
+
+    def has_add_permission(self, request):
+        return False  # only generation_create makes generations (and charges for them)
+
+    def has_change_permission(self, request, obj=None):
+        # No edit form at all: saving the whole row would overwrite status, outputs and
+        # the charge with what this page loaded, racing the worker.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the ledger points at generations; failed ones are kept
+
+    def has_operate_permission(self, request):
+        return request.user.has_perm("generations.change_generation")
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj):
+        return str(obj.pk)[:8]
+
+    @admin.display(description="user", ordering="user__email")
+    def user_email(self, obj):
+        return obj.user.email
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return format_html(
+            '<strong style="color:{}">{}</strong>', STATUS_COLORS.get(obj.status, "#666"), obj.get_status_display()
+        )
+
+    @admin.display(description="prompt")
+    def prompt_excerpt(self, obj):
+        return obj.prompt if len(obj.prompt) <= 80 else f"{obj.prompt[:80]}…"
+
+    @admin.display(description="")
+    def thumbnail(self, obj):
+        first = next((o for o in obj.outputs or [] if _is_image(o) and _safe_url(o.get("url"))), None)
+        if first is None:
+            return ""
+        return format_html('<img src="{}" alt="" loading="lazy" style="max-height:40px;max-width:60px">', first["url"])
+
+    @admin.display(description="outputs preview")
+    def outputs_preview(self, obj):
+        previews = []
+        for index, output in enumerate(obj.outputs or [], start=1):
+            url = _safe_url(output.get("url")) if isinstance(output, dict) else None
+            if url is None:
+                previews.append(format_html("output {}: no usable URL", index))
+            elif _is_image(output):
+                previews.append(
+                    format_html(
+                        '<a href="{}"><img src="{}" alt="output {}" loading="lazy" style="{}"></a>',
+                        url,
+                        url,
+                        index,
+                        "max-height:240px;max-width:240px;margin:0 8px 8px 0",
+                    )
+                )
+            else:
+                previews.append(
+                    format_html(
+                        '<a href="{}">output {}</a> ({})', url, index, output.get("mime_type") or "unknown type"
+                    )
+                )
+        if not previews:
+            return "—"
+        return format_html_join(
+            "\n", '<div style="display:inline-block;vertical-align:top">{}</div>', ((preview,) for preview in previews)
+        )
+
+    @admin.display(description="reference image")
+    def reference_preview(self, obj):
+        if not obj.reference_image:
+            return "—"
+        url = obj.reference_image.url
+        return format_html(
+            '<a href="{}"><img src="{}" alt="reference" loading="lazy" style="max-height:160px"></a>', url, url
+        )
+
+    @admin.action(description="Mark failed and refund", permissions=["operate"])
+    def mark_failed_and_refund(self, request, queryset):
+        changed = skipped = 0
+        for generation in queryset:
+            # generation_fail moves it only if it is still pending/processing at that
+            # moment (a conditional update), so a worker finishing it first wins and
+            # nothing is refunded twice.
+            if generation.status in (Status.PENDING, Status.PROCESSING) and generation_fail(
+                generation=generation, error="Marked failed by staff", created_by=request.user
+            ):
+                changed += 1
+                self.log_change(request, generation, "Marked failed and refunded")
+            else:
+                skipped += 1
+        if changed:
+            self.message_user(request, f"Marked {changed} generation(s) failed and refunded them.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {skipped} generation(s) that were no longer pending or processing.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Retry (charges the owner again)", permissions=["operate"])
+    def retry(self, request, queryset):
+        created, skipped = [], 0
+        for generation in queryset.select_related("user", "ai_model", "project"):
+            if generation.status not in (Status.FAILED, Status.CANCELLED):
+                skipped += 1
+                continue
+            # A retry that is still running or done is not retried again by a second
+            # click: that would charge the owner twice for one request.
+            newer = generation.children.exclude(status__in=[Status.FAILED, Status.CANCELLED]).first()
+            if newer is not None:
+                self.message_user(
+                    request,
+                    f"{_short(generation)}: already retried as {_short(newer)} ({newer.get_status_display()}).",
+                    messages.WARNING,
+                )
+                continue
+            try:
+                new = generation_retry(generation=generation)
+            except ValidationError as exc:
+                self.message_user(request, f"{_short(generation)}: {' '.join(exc.messages)}", messages.ERROR)
+            except (ApplicationError, Http404) as exc:  # InsufficientCredits, …
+                self.message_user(request, f"{_short(generation)}: {exc}", messages.ERROR)
+            else:
+                created.append(new)
+                self.log_change(request, generation, f"Retried as {new.pk}")
+        if created:
+            links = format_html_join(
+                ", ",
+                '<a href="{}">{}</a>',
+                ((reverse("admin:generations_generation_change", args=[g.pk]), _short(g)) for g in created),
+            )
+            self.message_user(
+                request, format_html("Retried {} generation(s): new {}.", len(created), links), messages.SUCCESS
+            )
+        if skipped:
+            self.message_user(
+                request, f"Skipped {skipped} generation(s) that were not failed or cancelled.", messages.WARNING
+            )
+
+
+def _short(generation) -> str:
+    return str(generation.pk)[:8]
+
+
+def _is_image(output) -> bool:
+    return isinstance(output, dict) and str(output.get("mime_type") or "").startswith("image/")
+
+
+def _safe_url(url):
+    # Outputs come from providers: only http(s) and our own media paths become links,
+    # never "javascript:" or "data:".
+    if isinstance(url, str) and (url.startswith(("https://", "http://")) or url.startswith("/")):
+        return url
+    return None
