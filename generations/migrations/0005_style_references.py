@@ -1,9 +1,9 @@
 """Generations remember the style stack or preset they were made with and the prompt
 actually sent; the usage counters follow by trigger; generation_create learns styles."""
 
-import django.db.models.deletion
 import importlib
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 _0002 = importlib.import_module("generations.migrations.0002_rls_and_functions")
@@ -163,37 +163,50 @@ CREATE_FUNCTION_REVERSE = (
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generations', '0004_webhook_deliveries'),
-        ('stylestacks', '0002_rls_and_triggers'),
+        ("generations", "0004_webhook_deliveries"),
+        ("stylestacks", "0002_rls_and_triggers"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='generation',
-            name='adaptation',
+            model_name="generation",
+            name="adaptation",
             field=models.JSONField(blank=True, db_default=models.Value({}, models.JSONField()), default=dict),
         ),
         migrations.AddField(
-            model_name='generation',
-            name='adapted_prompt',
-            field=models.TextField(blank=True, db_default=''),
+            model_name="generation",
+            name="adapted_prompt",
+            field=models.TextField(blank=True, db_default=""),
         ),
         migrations.AddField(
-            model_name='generation',
-            name='preset',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='generations', to='stylestacks.stylepreset'),
+            model_name="generation",
+            name="preset",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="generations",
+                to="stylestacks.stylepreset",
+            ),
         ),
         migrations.AddField(
-            model_name='generation',
-            name='style_stack',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='generations', to='stylestacks.stylestack'),
+            model_name="generation",
+            name="style_stack",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="generations",
+                to="stylestacks.stylestack",
+            ),
         ),
         migrations.AlterField(
-            model_name='generation',
-            name='prompt',
-            field=models.TextField(help_text='What the person typed.'),
+            model_name="generation",
+            name="prompt",
+            field=models.TextField(help_text="What the person typed."),
         ),
         migrations.RunSQL(FKS, reverse_sql=FKS_REVERSE),
         migrations.RunSQL(USAGE, reverse_sql=USAGE_REVERSE),
