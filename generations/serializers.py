@@ -4,6 +4,8 @@ from rest_framework import serializers
 
 from generations.models import AIModel, Generation
 from projects.models import Project
+from stylestacks.models import StylePreset, StyleStack
+from stylestacks.services import stylestacks_visible_to
 from velro.api import StrictInputMixin
 
 REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -49,7 +51,10 @@ class GenerationSerializer(serializers.ModelSerializer):
             "ai_model",
             "project",
             "parent",
+            "style_stack",
+            "preset",
             "prompt",
+            "adapted_prompt",
             "negative_prompt",
             "parameters",
             "reference_image",
@@ -90,6 +95,8 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
         "completed_at",
         "created_at",
         "user",
+        "adapted_prompt",
+        "adaptation",
     )
 
     ai_model = serializers.PrimaryKeyRelatedField(queryset=AIModel.objects.filter(is_active=True))
@@ -99,6 +106,12 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none(), required=False, allow_null=True)
     parent = serializers.PrimaryKeyRelatedField(queryset=Generation.objects.none(), required=False, allow_null=True)
     reference_image = serializers.FileField(required=False, allow_empty_file=False, max_length=200)
+    style_stack = serializers.PrimaryKeyRelatedField(
+        queryset=StyleStack.objects.none(), required=False, allow_null=True
+    )
+    preset = serializers.SlugRelatedField(
+        slug_field="slug", queryset=StylePreset.objects.filter(is_active=True), required=False, allow_null=True
+    )
 
     def get_fields(self):
         # Related objects only from the caller's own rows (RLS would hide others' too).
@@ -106,6 +119,7 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
         user = self.context["request"].user
         fields["project"].queryset = Project.objects.filter(user=user, archived_at__isnull=True)
         fields["parent"].queryset = Generation.objects.filter(user=user)
+        fields["style_stack"].queryset = stylestacks_visible_to(user)
         return fields
 
     def validate_prompt(self, value):

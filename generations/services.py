@@ -24,6 +24,7 @@ from credits.services import credits_refund
 from generations.models import AIModel, Generation
 from generations.schemas import validate_parameters
 from projects.models import Project
+from stylestacks.compose import compose
 from velro import rls
 from velro.db import call_function
 
@@ -43,13 +44,17 @@ def generation_create(
     parent: Generation | None = None,
     reference_image=None,
     idempotency_key: str | None = None,
+    style_stack=None,
+    preset=None,
 ) -> Generation:
     """Create a pending generation for ``user`` and charge the model's cost — all or
     nothing.
 
     Checks the model is active, the prompt fits the model, the parameters match its
-    schema, the project is the user's and not archived. With ``idempotency_key``, a
-    retried call returns the first generation and charges once.
+    schema, the project is the user's and not archived. With a ``style_stack`` or a
+    ``preset``, the prompt, negative prompt and parameters sent to the provider are
+    composed from the style for this model (stylestacks.compose) and stored. With
+    ``idempotency_key``, a retried call returns the first generation and charges once.
 
     Raises ``ValidationError`` (by field) or ``InsufficientCredits`` (nothing written).
     """
@@ -71,10 +76,24 @@ def generation_create(
         errors["reference_image"] = "This model does not take a reference image."
     if project is not None and (project.user_id != user.pk or project.is_archived):
         errors["project"] = "No such project of yours (or it is archived)."
+    if style_stack is not None and preset is not None:
+        errors["preset"] = "Use a style stack or a preset, not both."
+    adapted_prompt, adaptation = "", {}
+    style = style_stack or preset
     try:
-        parameters = validate_parameters(ai_model.parameter_schema, parameters or {})
+        if style is not None and not errors:
+            result = compose(
+                style.style,
+                ai_model,
+                prompt,
+                {"parameters": parameters or {}, "negative_prompt": negative_prompt or ""},
+            )
+            adapted_prompt, negative_prompt, parameters = result.prompt, result.negative_prompt, result.parameters
+            adaptation = {"source": "style_stack" if style_stack else "preset", "id": str(style.pk), **result.metadata}
+        else:
+            parameters = validate_parameters(ai_model.parameter_schema, parameters or {})
     except ValidationError as exc:
-        errors.update(exc.message_dict)
+        errors.update(exc.message_dict if hasattr(exc, "error_dict") else {"style": exc.messages})
     if errors:
         raise ValidationError(errors)
 
@@ -95,6 +114,10 @@ def generation_create(
                 parent.pk if parent else None,
                 stored,
                 idempotency_key or None,
+                style_stack.pk if style_stack else None,
+                preset.pk if preset else None,
+                adapted_prompt,
+                adaptation,
             )
     except Exception:
         if stored:
@@ -198,6 +221,8 @@ def generation_retry(*, generation: Generation) -> Generation:
         parameters=generation.parameters,
         project=generation.project if generation.project and not generation.project.is_archived else None,
         parent=generation,
+        style_stack=generation.style_stack,
+        preset=generation.preset,
     )
 
 

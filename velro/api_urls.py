@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("projects.urls")),
     path("", include("generations.urls")),
     path("", include("credits.urls")),
+    path("", include("stylestacks.urls")),
     # Keep last.
     re_path(r"^", ApiNotFound.as_view(), name="api-not-found"),
 ]

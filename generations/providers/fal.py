@@ -225,7 +225,8 @@ def build_input(generation) -> dict:
     """The fal input for ``generation``: its prompt plus the parameters fal understands."""
     model = generation.ai_model
     params = generation.parameters or {}
-    data: dict = {"prompt": generation.prompt}
+    # The prompt composed with the generation's style, when it has one.
+    data: dict = {"prompt": getattr(generation, "adapted_prompt", "") or generation.prompt}
     if model.kind == "video":
         if params.get("duration") is not None:
             seconds = _seconds(params["duration"])

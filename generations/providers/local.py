@@ -39,7 +39,7 @@ class LocalProvider:
         return ProviderResult(outputs=outputs, provider_request_id=f"local-{generation.pk}")
 
     def _rng(self, generation, seed, index) -> random.Random:
-        digest = hashlib.sha256(f"{generation.prompt}|{seed}|{index}".encode()).digest()
+        digest = hashlib.sha256(f"{generation.provider_prompt}|{seed}|{index}".encode()).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
 
     def _image(self, generation, seed, params, index) -> dict:
@@ -58,7 +58,7 @@ class LocalProvider:
                 rng.randint(min(width, height) // 20, min(width, height) // 4),
             )
             draw.ellipse([x - r, y - r, x + r, y + r], outline=_colour(rng), width=max(2, r // 10))
-        text = "\n".join(textwrap.wrap(generation.prompt, width=max(20, width // 12))[:6])
+        text = "\n".join(textwrap.wrap(generation.provider_prompt, width=max(20, width // 12))[:6])
         draw.multiline_text((16, 16), text, fill=(255, 255, 255))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
@@ -76,7 +76,7 @@ class LocalProvider:
             draw = ImageDraw.Draw(frame)
             x = int((width - 40) * i / (frames_count - 1)) + 20
             draw.ellipse([x - 16, height // 2 - 16, x + 16, height // 2 + 16], fill=ball)
-            draw.text((8, 8), generation.prompt[:40], fill=(255, 255, 255))
+            draw.text((8, 8), generation.provider_prompt[:40], fill=(255, 255, 255))
             frames.append(frame)
         buffer = io.BytesIO()
         frames[0].save(

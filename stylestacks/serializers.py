@@ -1,0 +1,164 @@
+from rest_framework import serializers
+
+from generations.models import AIModel
+from stylestacks.models import STACK_CATEGORIES, StackContributor, StylePreset, StyleStack, StyleStackVersion
+from velro.api import StrictInputMixin
+
+SERVER_OWNED = (
+    "id",
+    "version",
+    "usage_count",
+    "fork_count",
+    "last_used_at",
+    "is_featured",
+    "is_marketplace",
+    "price_credits",
+    "parent",
+    "created_from",
+    "created_from_preset",
+    "created_at",
+    "updated_at",
+    "role",
+)
+
+
+class StyleStackSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """A style stack. ``style`` is the style document (GET style-stacks/schema); an
+    invalid one is a 400 naming the JSON path. ``role`` is the caller's: owner, editor,
+    viewer, or null for someone else's public stack."""
+
+    role = serializers.SerializerMethodField()
+    category = serializers.ChoiceField(choices=STACK_CATEGORIES, required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=40), max_length=20, required=False)
+    compatible_models = serializers.ListField(
+        child=serializers.CharField(max_length=200), max_length=50, required=False
+    )
+    style = serializers.JSONField(required=False)
+
+    class Meta:
+        model = StyleStack
+        fields = [
+            "id",
+            "name",
+            "description",
+            "tags",
+            "category",
+            "visibility",
+            "style",
+            "compatible_models",
+            "version",
+            "parent",
+            "created_from",
+            "created_from_preset",
+            "usage_count",
+            "fork_count",
+            "last_used_at",
+            "is_featured",
+            "is_marketplace",
+            "price_credits",
+            "role",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [f for f in SERVER_OWNED if f != "role"]
+
+    def get_role(self, stack) -> str | None:
+        request = self.context.get("request")
+        if request is None:
+            return None
+        if stack.user_id == request.user.pk:
+            return "owner"
+        roles = getattr(stack, "caller_role", None)
+        return roles
+
+    def validate_style(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("The style must be a JSON object.")
+        return value
+
+
+class StyleStackListSerializer(StyleStackSerializer):
+    """Lists leave the document out (it can be 64 KB); retrieve a stack for it."""
+
+    class Meta(StyleStackSerializer.Meta):
+        fields = [f for f in StyleStackSerializer.Meta.fields if f != "style"]
+
+
+class ForkInputSerializer(StrictInputMixin, serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+
+
+class FromPresetInputSerializer(StrictInputMixin, serializers.Serializer):
+    preset = serializers.SlugRelatedField(slug_field="slug", queryset=StylePreset.objects.filter(is_active=True))
+    name = serializers.CharField(max_length=100, required=False)
+
+
+class ComposeInputSerializer(StrictInputMixin, serializers.Serializer):
+    ai_model = serializers.PrimaryKeyRelatedField(queryset=AIModel.objects.filter(is_active=True))
+    prompt = serializers.CharField(max_length=10_000)
+    negative_prompt = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    parameters = serializers.JSONField(required=False, default=dict)
+
+    def validate_parameters(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Parameters must be a JSON object.")
+        return value
+
+
+class ComposeOutputSerializer(serializers.Serializer):
+    prompt = serializers.CharField()
+    negative_prompt = serializers.CharField(allow_blank=True)
+    parameters = serializers.DictField()
+    metadata = serializers.DictField()
+
+
+class StyleStackVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StyleStackVersion
+        fields = ["version", "style", "changed_by", "created_at"]
+        read_only_fields = fields
+
+
+class ContributorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StackContributor
+        fields = ["user", "email", "role", "invited_by", "created_at"]
+        read_only_fields = fields
+
+
+class ContributorAddInputSerializer(StrictInputMixin, serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=StackContributor.Role.choices, default=StackContributor.Role.VIEWER)
+
+
+class ContributorRoleInputSerializer(StrictInputMixin, serializers.Serializer):
+    role = serializers.ChoiceField(choices=StackContributor.Role.choices)
+
+
+class StylePresetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StylePreset
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "category",
+            "subcategory",
+            "description",
+            "creator",
+            "style",
+            "tags",
+            "complexity_level",
+            "recommended_models",
+            "preview_image_url",
+            "is_featured",
+            "rating",
+            "usage_count",
+        ]
+        read_only_fields = fields
+
+
+class StylePresetListSerializer(StylePresetSerializer):
+    class Meta(StylePresetSerializer.Meta):
+        fields = [f for f in StylePresetSerializer.Meta.fields if f != "style"]
+        read_only_fields = fields
