@@ -332,8 +332,8 @@ def _build_units(
                 default = _sentence(DEFAULT_MOTION) if prose else _fragment(DEFAULT_MOTION)
                 unit = _Unit("motion", (default,), DEFAULT_WEIGHT, TIER_VIDEO_MOTION)
             units.append(unit)
-        elif slot == "motion" and strategy in (ACTION_FOCUSED, NATURAL_LANGUAGE):
-            continue  # short prose has no motion for images
+        elif slot == "motion":
+            continue  # a still image has no motion, whatever the strategy
         else:
             unit = _block_unit(slot, blocks.get(slot), prose, tier=TIER_STYLE)
             if unit:

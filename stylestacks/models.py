@@ -115,7 +115,13 @@ class StyleStack(models.Model):
     compatible_models = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     version = models.PositiveIntegerField(default=1, db_default=1, editable=False)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="forks"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # style_stacks_parent_idx
+        related_name="forks",
     )
     created_from = models.CharField(max_length=10, choices=CreatedFrom.choices, default=CreatedFrom.MANUAL)
     created_from_preset = models.ForeignKey(
@@ -180,7 +186,11 @@ class StackContributor(models.Model):
         related_name="contributors",
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_constraint=False, related_name="stack_contributions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,  # stack_contributors_user_idx
+        related_name="stack_contributions",
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
     # The invitee's email when invited, so the stack's people can see who is on it (the

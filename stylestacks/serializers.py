@@ -84,6 +84,25 @@ class StyleStackListSerializer(StyleStackSerializer):
         fields = [f for f in StyleStackSerializer.Meta.fields if f != "style"]
 
 
+class ExploreInputSerializer(serializers.Serializer):
+    """``GET style-stacks/explore`` query parameters."""
+
+    q = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    tags = serializers.CharField(max_length=400, required=False, allow_blank=True, help_text="Comma-separated")
+    category = serializers.ChoiceField(choices=STACK_CATEGORIES, required=False)
+    sort = serializers.ChoiceField(choices=["usage", "forks", "newest"], default="usage")
+    page = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
+    page_size = serializers.IntegerField(min_value=1, max_value=100, default=50)
+
+    def validate_q(self, value):
+        if "\x00" in value:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value.strip()
+
+    def validate_tags(self, value):
+        return [tag.strip().lower() for tag in value.split(",") if tag.strip()][:20]
+
+
 class ForkInputSerializer(StrictInputMixin, serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
 

@@ -4,12 +4,14 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from stylestacks import serializers, services
 from stylestacks.compose import compose
-from stylestacks.filters import ExploreFilterSet, StylePresetFilterSet, StyleStackFilterSet
+from stylestacks.filters import StylePresetFilterSet, StyleStackFilterSet
 from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.schema import STYLE_SCHEMA
+from stylestacks.selectors import stylestacks_explore
 from velro.api import BaseGenericViewSet, BaseReadOnlyModelViewSet
 
 
@@ -32,8 +34,6 @@ class StyleStackViewSet(
         user = self.request.user
         if self.action in ("retrieve", "fork", "compose"):
             queryset = services.stylestacks_visible_to(user)
-        elif self.action == "explore":
-            queryset = StyleStack.objects.filter(visibility=StyleStack.Visibility.PUBLIC)
         elif self.action == "destroy":
             queryset = StyleStack.objects.filter(user=user)
         else:
@@ -54,9 +54,34 @@ class StyleStackViewSet(
             stack=serializer.instance, user=self.request.user, data=serializer.validated_data
         )
 
-    @action(detail=False, methods=["get"], filterset_class=ExploreFilterSet)
+    @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def explore(self, request):
-        return self.list(request)
+        """Public stacks: ``q`` (full-text, websearch syntax), ``tags`` (comma-separated,
+        all must match), ``category``, ``sort`` = usage | forks | newest; featured
+        first. Paged with ``page`` / ``page_size``."""
+        params = serializers.ExploreInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        values = params.validated_data
+        page, size = values["page"], values["page_size"]
+        stacks, total = stylestacks_explore(
+            q=values.get("q"),
+            tags=values.get("tags"),
+            category=values.get("category"),
+            sort=values["sort"],
+            limit=size,
+            offset=(page - 1) * size,
+        )
+        url = request.build_absolute_uri()
+        return Response(
+            {
+                "count": total,
+                "next": replace_query_param(url, "page", page + 1) if page * size < total else None,
+                "previous": replace_query_param(url, "page", page - 1) if page > 1 else None,
+                "results": serializers.StyleStackListSerializer(
+                    stacks, many=True, context=self.get_serializer_context()
+                ).data,
+            }
+        )
 
     @action(detail=False, methods=["get"], permission_classes=[AllowAny], filterset_class=None, pagination_class=None)
     def schema(self, request):

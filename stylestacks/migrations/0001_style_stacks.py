@@ -326,6 +326,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         blank=True,
                         db_constraint=False,
+                        db_index=False,
                         null=True,
                         on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="forks",
@@ -387,6 +388,7 @@ class Migration(migrations.Migration):
                     "user",
                     models.ForeignKey(
                         db_constraint=False,
+                        db_index=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="stack_contributions",
                         to=settings.AUTH_USER_MODEL,

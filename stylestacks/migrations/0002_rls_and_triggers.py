@@ -20,8 +20,24 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION public.stack_role(uuid) FROM PUBLIC, anon;
 GRANT EXECUTE ON FUNCTION public.stack_role(uuid) TO authenticated;
+
+-- May the caller read this stack? (A fork's parent must be one the forker can see.)
+CREATE OR REPLACE FUNCTION public.stack_is_visible(p_stack_id uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
+AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM public.style_stacks AS s
+     WHERE s.id = p_stack_id
+       AND (s.user_id = auth.uid() OR s.visibility IN ('public', 'unlisted') OR public.stack_role(s.id) IS NOT NULL)
+  )
+$$;
+REVOKE ALL ON FUNCTION public.stack_is_visible(uuid) FROM PUBLIC, anon;
+GRANT EXECUTE ON FUNCTION public.stack_is_visible(uuid) TO authenticated;
 """
-HELPERS_REVERSE = "DROP FUNCTION IF EXISTS public.stack_role(uuid);"
+HELPERS_REVERSE = """
+DROP FUNCTION IF EXISTS public.stack_is_visible(uuid);
+DROP FUNCTION IF EXISTS public.stack_role(uuid);
+"""
 
 RLS = """
 ALTER TABLE public.style_stacks ENABLE ROW LEVEL SECURITY;
@@ -31,9 +47,11 @@ ALTER TABLE public.style_stacks ENABLE ROW LEVEL SECURITY;
 CREATE POLICY style_stacks_select ON public.style_stacks
   FOR SELECT TO authenticated
   USING ((SELECT auth.uid()) = user_id OR visibility IN ('public', 'unlisted') OR public.stack_role(id) IS NOT NULL);
+-- A fork may only name a parent the caller can see (foreign-key checks ignore RLS, and
+-- the fork counter trigger would count it).
 CREATE POLICY style_stacks_insert_own ON public.style_stacks
   FOR INSERT TO authenticated
-  WITH CHECK ((SELECT auth.uid()) = user_id);
+  WITH CHECK ((SELECT auth.uid()) = user_id AND (parent_id IS NULL OR public.stack_is_visible(parent_id)));
 CREATE POLICY style_stacks_update_owner_or_editor ON public.style_stacks
   FOR UPDATE TO authenticated
   USING ((SELECT auth.uid()) = user_id OR public.stack_role(id) = 'editor')

@@ -158,7 +158,9 @@ CALLABLE_BY_AUTHENTICATED = {
     "public.generation_create",
     "public.generation_cancel",
     "public.stack_role",  # used by the style stack policies
+    "public.stack_is_visible",  # used by the style stack insert policy
     "public.stack_contributor_add",
+    "public.style_stacks_explore",  # public stacks only, built in
 }
 
 
@@ -188,8 +190,10 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
         ("handle_new_user",),
         ("handle_updated_user",),
         ("stack_contributor_add",),
+        ("stack_is_visible",),
         ("stack_role",),
         ("style_stacks_count_fork",),
+        ("style_stacks_explore",),
         ("style_stacks_keep_version",),
     ]
 

@@ -22,10 +22,19 @@ from generations.models import AIModel, Generation
 from generations.services import generation_create
 from projects.models import Project
 from projects.services import project_create, project_delete
+from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.schema import STYLE_SCHEMA
+from stylestacks.services import stylestack_create
+from tests.factories import UserFactory
 
 API = "/api/v1/"
 ALICE_PROMPT = "alice's secret prompt: a violet heron"
 BOB_PROMPT = "bob's own prompt: a grey wolf"
+ALICE_STACK = "Alice secret stack"
+ALICE_STYLE = "alice's secret style: violet fog"
+PRESET = "isolation-noir"
+# The names of alice's objects a Case may use in its path or body.
+ID_KEYS = ("private", "public", "archived", "g1", "g2", "stack", "member")
 
 # --- the data ------------------------------------------------------------------------
 
@@ -34,12 +43,18 @@ def generate(user, model_id, prompt, project=None):
     return generation_create(user=user, ai_model=AIModel.objects.get(pk=model_id), prompt=prompt, project=project)
 
 
+def style(text):
+    return {"schema_version": 2, "prompt_blocks": {"style": {"text": text}}}
+
+
 @pytest.fixture
 def world(alice, bob):
     """Alice: a private empty project, a public one with a favourite pending generation,
     an archived one with a generation, and a grant — so every write bob might attempt
-    would visibly change something. Bob: his own projects, generation and ledger, so his
-    lists are not empty."""
+    would visibly change something. A private style stack with a contributor (a viewer
+    a PATCH would promote) and an earlier version (a restore would bring back), an
+    unlisted and a public stack. Bob: his own projects, generation, ledger and stack, so
+    his lists are not empty. And a preset anyone may start from."""
     private = project_create(user=alice, name="Alice private", description="hers")
     public = project_create(user=alice, name="Alice public", visibility="public")
     archived = project_create(user=alice, name="Alice archived")
@@ -53,13 +68,26 @@ def world(alice, bob):
     bob_public = project_create(user=bob, name="Bob public", visibility="public")
     bob_generation = generate(bob, "fal-ai/flux/schnell", BOB_PROMPT, project=bob_private)
 
+    member = UserFactory(email="member@example.com")
+    stack = stylestack_create(user=alice, name=ALICE_STACK, style=style("first draft"), tags=["violetfog"])
+    StackContributor.objects.create(stack=stack, user=member, role="viewer", email=member.email, invited_by=alice)
+    StyleStack.objects.filter(pk=stack.pk).update(style=style(ALICE_STYLE))  # version 1 is kept
+    assert StyleStackVersion.objects.filter(stack=stack).count() == 1
+    unlisted = stylestack_create(user=alice, name="Alice unlisted stack", visibility="unlisted", tags=["violetfog"])
+    alice_public_stack = stylestack_create(user=alice, name="Alice public stack", visibility="public")
+    bob_stack = stylestack_create(user=bob, name="Bob stack")
+    StylePreset.objects.create(slug=PRESET, name="Isolation noir", style=style("noir"), tags=["noir"])
+
     ids = {
         "private": str(private.pk),
         "public": str(public.pk),
         "archived": str(archived.pk),
         "g1": str(g1.pk),
         "g2": str(g2.pk),
+        "stack": str(stack.pk),
+        "member": str(member.pk),
     }
+    assert set(ids) == set(ID_KEYS)
     alice_ledger = [str(pk) for pk in CreditTransaction.objects.filter(user=alice).values_list("pk", flat=True)]
     assert str(grant.pk) in alice_ledger
     return {
@@ -67,10 +95,25 @@ def world(alice, bob):
         "alice": alice,
         "bob": bob,
         # Strings that must never appear in a response to bob (unless he sent them).
-        "secrets": {*ids.values(), *alice_ledger, str(alice.pk), alice.email, ALICE_PROMPT, "Alice's goodwill"},
+        "secrets": {
+            *ids.values(),
+            *alice_ledger,
+            str(alice.pk),
+            alice.email,
+            ALICE_PROMPT,
+            "Alice's goodwill",
+            ALICE_STACK,
+            ALICE_STYLE,
+            "first draft",
+            "violetfog",
+            member.email,
+            str(unlisted.pk),
+        },
         "bob_projects": [str(bob_public.pk), str(bob_private.pk)],
         "bob_public": str(bob_public.pk),
         "bob_generation": str(bob_generation.pk),
+        "bob_stack": str(bob_stack.pk),
+        "alice_public_stack": str(alice_public_stack.pk),
     }
 
 
@@ -81,6 +124,9 @@ def snapshot(user) -> dict:
         "projects": list(Project.objects.filter(user=user).order_by("pk").values()),
         "generations": list(Generation.objects.filter(user=user).order_by("pk").values()),
         "ledger": list(CreditTransaction.objects.filter(user=user).order_by("pk").values()),
+        "stacks": list(StyleStack.objects.filter(user=user).order_by("pk").values()),
+        "contributors": list(StackContributor.objects.filter(stack__user=user).order_by("pk").values()),
+        "versions": list(StyleStackVersion.objects.filter(stack__user=user).order_by("pk").values()),
     }
 
 
@@ -91,7 +137,8 @@ def snapshot(user) -> dict:
 class Case:
     """A request bob makes. ``path`` (relative to /api/v1/) and string values in ``body``
     may name alice's objects as ``{private}``, ``{public}``, ``{archived}``, ``{g1}``,
-    ``{g2}``."""
+    ``{g2}`` (projects and generations), ``{stack}`` (her private style stack) and
+    ``{member}`` (the user id of a contributor of that stack)."""
 
     method: str
     path: str
@@ -131,12 +178,40 @@ OBJECT_CASES = [
     Case("post", "generations/{g1}/cancel"),
     Case("post", "generations/{g2}/favorite"),
     Case("delete", "generations/{g1}/favorite"),
+    # Alice's private style stack: every route on it, reads and writes alike.
+    Case("get", "style-stacks/{stack}"),
+    Case("patch", "style-stacks/{stack}", {"name": "Taken over", "description": "bob's now"}),
+    Case("put", "style-stacks/{stack}", {"name": "Taken over", "visibility": "public"}),
+    Case("delete", "style-stacks/{stack}"),
+    Case("post", "style-stacks/{stack}/fork"),
+    Case("post", "style-stacks/{stack}/compose", {"ai_model": "fal-ai/flux/dev", "prompt": "peek"}),
+    Case("get", "style-stacks/{stack}/versions"),
+    Case("post", "style-stacks/{stack}/versions/1/restore"),
+    Case("get", "style-stacks/{stack}/contributors"),
+    Case("post", "style-stacks/{stack}/contributors", {"email": "bob@example.com", "role": "editor"}),
+    Case("patch", "style-stacks/{stack}/contributors/{member}", {"role": "editor"}),
+    Case("delete", "style-stacks/{stack}/contributors/{member}"),
 ]
 
 
 def bobs_new_project(world, body):
     project = Project.objects.get(pk=body["id"])
     assert (project.user_id, body["is_owner"], body["generation_count"]) == (world["bob"].pk, True, 0)
+
+
+def bobs_new_stack(world, body):
+    stack = StyleStack.objects.get(pk=body["id"])
+    assert (stack.user_id, body["role"], body["visibility"], body["parent"]) == (
+        world["bob"].pk,
+        "owner",
+        "private",
+        None,
+    )
+
+
+def bobs_stack_from_preset(world, body):
+    stack = StyleStack.objects.get(pk=body["id"])
+    assert (stack.user_id, stack.created_from, stack.created_from_preset.slug) == (world["bob"].pk, "preset", PRESET)
 
 
 # Create endpoints aimed at alice's objects: refused by field, or created as bob's own.
@@ -164,6 +239,17 @@ CREATE_CASES = [
     ),
     # Names are unique per owner: alice's name is free for bob, and it is his project.
     Case("post", "projects", {"name": "Alice private"}, 201, check=bobs_new_project),
+    Case(
+        "post",
+        "generations",
+        {"ai_model": "fal-ai/flux/schnell", "prompt": "intruder", "style_stack": "{stack}"},
+        400,
+        "style_stack",
+    ),
+    # parent is the server's (fork): never a way to copy alice's stack.
+    Case("post", "style-stacks", {"name": "Mine", "parent": "{stack}"}, 400, "parent"),
+    Case("post", "style-stacks", {"name": ALICE_STACK}, 201, check=bobs_new_stack),
+    Case("post", "style-stacks/from-preset", {"preset": PRESET}, 201, check=bobs_stack_from_preset),
 ]
 
 
@@ -212,6 +298,26 @@ def bobs_profile(world, body):
     assert (body["id"], body["email"], body["credits_balance"]) == (str(world["bob"].pk), "bob@example.com", 90)
 
 
+def bobs_stacks(world, body):
+    assert result_ids(body) == [world["bob_stack"]]
+
+
+def public_stacks_only(world, body):
+    assert result_ids(body) == [world["alice_public_stack"]]
+
+
+def the_style_schema(world, body):
+    assert body == STYLE_SCHEMA
+
+
+def presets_listed(world, body):
+    assert PRESET in [item["slug"] for item in body["results"]]
+
+
+def the_preset(world, body):
+    assert (body["slug"], body["name"]) == (PRESET, "Isolation noir")
+
+
 def bobs_renamed_profile(world, body):
     assert (body["id"], body["full_name"]) == (str(world["bob"].pk), "Bob Renamed")
 
@@ -233,6 +339,20 @@ LIST_CASES = [
     Case("get", "credits/balance", status=200, check=bobs_balance),
     Case("get", "me", status=200, check=bobs_profile),
     Case("patch", "me", {"full_name": "Bob Renamed"}, status=200, check=bobs_renamed_profile),
+    # Style stacks: his own and those shared with him; explore shows public ones only.
+    Case("get", "style-stacks", status=200, check=bobs_stacks),
+    Case("get", "style-stacks?visibility=private", status=200, check=bobs_stacks),
+    Case("get", "style-stacks?tags=violetfog", status=200, check=nothing),
+    Case("get", "style-stacks/explore", status=200, check=public_stacks_only),
+    Case("get", "style-stacks/explore?q=secret", status=200, check=nothing),
+    Case("get", "style-stacks/explore?tags=violetfog", status=200, check=nothing),
+    Case("get", "style-stacks/explore?sort=newest", status=200, check=public_stacks_only),
+    # Everyone's: the document schema and the preset library.
+    Case("get", "style-stacks/schema", status=200, check=the_style_schema),
+    Case("get", "presets?page_size=100", status=200, check=presets_listed),
+    Case("get", f"presets/{PRESET}", status=200, check=the_preset),
+    # The database health report is for staff; bob is not.
+    Case("get", "health/report", status=403),
 ]
 
 CASES = OBJECT_CASES + CREATE_CASES + LIST_CASES
@@ -300,6 +420,7 @@ EXEMPT = {
     "/api/v1/models": "ai-model-list",
     "/api/v1/models/fal-ai/flux/dev": "ai-model-detail",
     "/api/v1/webhooks/fal": "provider-webhook",
+    "/api/v1/health": "health",  # liveness: ok / unreachable, nobody's data
     "/api/v1/no/such/endpoint": "api-not-found",  # the catch-all
 }
 
@@ -334,7 +455,7 @@ def route_of(path: str) -> str:
 
 
 def covered_pairs() -> set[tuple[str, str]]:
-    dummy = {key: str(uuid.UUID(int=0)) for key in ("private", "public", "archived", "g1", "g2")}
+    dummy = {key: str(uuid.UUID(int=0)) for key in ID_KEYS}
     return {(route_of(case.fill(dummy)[0]), case.method) for case in CASES}
 
 
