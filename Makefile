@@ -6,9 +6,15 @@ MANAGE  = $(PY) manage.py
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Development defaults; a real deployment sets these in the environment (README).
+# `serve` is the production server: there DEBUG is off unless given (env or command line).
+ifeq ($(origin DEBUG),undefined)
+ifneq ($(filter serve,$(MAKECMDGOALS)),)
+DEBUG = 0
+endif
+endif
 export DEBUG ?= 1
 
-.PHONY: install run worker migrate test lint stop-db dbshell clean
+.PHONY: install run worker migrate serve backup restore test lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +36,23 @@ run: migrate
 
 worker: migrate
 	$(MANAGE) run_worker
+
+# Production: gunicorn (gunicorn.conf.py) on HOST:PORT, static files by WhiteNoise.
+#   DEBUG=0 SECRET_KEY=<50+ random chars> ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=0 make serve
+# (SECURE_SSL_REDIRECT=0 only to try it over plain http; behind a TLS proxy set
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https instead.) Run workers with `make worker`.
+serve: migrate
+	$(MANAGE) collectstatic --no-input --verbosity 0
+	HOST=$(HOST) PORT=$(PORT) exec $(VENV)/bin/gunicorn -c gunicorn.conf.py velro.wsgi
+
+# pg_dump -Fc of the configured database into .data/backups/ (or OUTPUT=file).
+backup: install
+	$(MANAGE) backup $(if $(OUTPUT),--output $(OUTPUT))
+
+# Restore FILE into the configured database (asks for --yes: it replaces its contents).
+restore: install
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=path/to/backup.dump [ARGS=--yes]"; exit 2; }
+	$(MANAGE) restore $(FILE) $(ARGS)
 
 test: install
 	$(PY) -m pytest

