@@ -26,6 +26,18 @@ class ProfileSerializer(StrictInputMixin, serializers.ModelSerializer):
         extra_kwargs = {"full_name": {"max_length": 100}}
 
 
+class AuthResponseSerializer(serializers.Serializer):
+    """What register and login answer (documentation)."""
+
+    user = ProfileSerializer()
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class RefreshResponseSerializer(serializers.Serializer):
+    access = serializers.CharField()
+
+
 class RegisterInputSerializer(StrictInputMixin, serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(

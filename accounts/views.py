@@ -1,4 +1,5 @@
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,6 +9,7 @@ from accounts import serializers, services
 from accounts.models import Profile
 from accounts.tokens import RefreshToken
 from velro.api import BaseAPIView
+from velro.openapi import errors
 
 
 class RegisterView(APIView):
@@ -21,6 +23,21 @@ class RegisterView(APIView):
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
 
+    @extend_schema(
+        summary="Create an account",
+        description="New accounts get 100 credits. Passwords go through Django's validators.",
+        tags=["accounts"],
+        auth=[],
+        request=serializers.RegisterInputSerializer,
+        examples=[
+            OpenApiExample(
+                "register",
+                request_only=True,
+                value={"email": "maya@example.com", "password": "correct horse battery", "full_name": "Maya Lin"},
+            )
+        ],
+        responses={201: serializers.AuthResponseSerializer, **errors(400, 429)},
+    )
     def post(self, request):
         data = serializers.RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -34,12 +51,34 @@ class RegisterView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Sign in",
+        description="Email and password → an access token (15 min) and a refresh token. Sets last_sign_in_at.",
+        tags=["accounts"],
+        auth=[],
+        examples=[
+            OpenApiExample(
+                "login", request_only=True, value={"email": "maya@example.com", "password": "correct horse battery"}
+            )
+        ],
+        responses={200: serializers.AuthResponseSerializer, **errors(400, 401, 429)},
+    )
+)
 class LoginView(TokenObtainPairView):
     """``POST auth/login``: email + password → {access, refresh, user}."""
 
     serializer_class = serializers.LoginSerializer
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="A new access token",
+        tags=["accounts"],
+        auth=[],
+        responses={200: serializers.RefreshResponseSerializer, **errors(400, 401, 429)},
+    )
+)
 class RefreshView(TokenRefreshView):
     """``POST auth/refresh``: refresh → {access}."""
 
@@ -53,9 +92,20 @@ class MeView(BaseAPIView):
         # RLS alone would return only the caller's row; the filter states the intent.
         return get_object_or_404(Profile, pk=self.request.user.pk)
 
+    @extend_schema(
+        summary="Your profile", tags=["accounts"], responses={200: serializers.ProfileSerializer, **errors(401)}
+    )
     def get(self, request):
         return Response(serializers.ProfileSerializer(self.get_object()).data)
 
+    @extend_schema(
+        summary="Edit your profile",
+        description="Only full_name and avatar_url; any other field is a 400 and nothing changes.",
+        tags=["accounts"],
+        request=serializers.ProfileSerializer,
+        examples=[OpenApiExample("rename", request_only=True, value={"full_name": "Maya L."})],
+        responses={200: serializers.ProfileSerializer, **errors(400, 401)},
+    )
     def patch(self, request):
         profile = self.get_object()
         data = serializers.ProfileSerializer(profile, data=request.data, partial=True)

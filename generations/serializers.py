@@ -117,6 +117,8 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
         # Related objects only from the caller's own rows (RLS would hide others' too).
         fields = super().get_fields()
         user = self.context["request"].user
+        if not user.is_authenticated:  # (the OpenAPI generator introspects without a user)
+            return fields
         fields["project"].queryset = Project.objects.filter(user=user, archived_at__isnull=True)
         fields["parent"].queryset = Generation.objects.filter(user=user)
         fields["style_stack"].queryset = stylestacks_visible_to(user)

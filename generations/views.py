@@ -1,4 +1,11 @@
 from django.db.models import Count, Sum
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -14,11 +21,28 @@ from generations.serializers import (
     GenerationStatsSerializer,
 )
 from velro.api import BaseGenericViewSet, BaseReadOnlyModelViewSet
+from velro.openapi import errors
 from velro.pagination import CursorPagination
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The AI model catalog",
+        description="Active models only; filter with `kind` (image | video). No authentication needed.",
+        tags=["models"],
+        auth=[],
+        responses={200: AIModelSerializer(many=True), **errors(400)},
+    ),
+    retrieve=extend_schema(
+        summary="One AI model",
+        description="The id is the provider's endpoint path, e.g. `fal-ai/flux/dev`.",
+        tags=["models"],
+        auth=[],
+        responses={200: AIModelSerializer, **errors(404)},
+    ),
+)
 class AIModelViewSet(BaseReadOnlyModelViewSet):
     """The model catalog: active models only, readable by everyone (also signed out)."""
 
@@ -30,6 +54,20 @@ class AIModelViewSet(BaseReadOnlyModelViewSet):
     lookup_value_regex = r"[A-Za-z0-9._/-]+"
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your generations",
+        description="Newest first, cursor pages (`cursor`, `page_size` ≤ 100).",
+        tags=["generations"],
+        responses={200: GenerationSerializer(many=True), **errors(400, 401)},
+    ),
+    retrieve=extend_schema(
+        summary="One of your generations",
+        description="Poll it to see the status move pending → processing → completed | failed | cancelled.",
+        tags=["generations"],
+        responses={200: GenerationSerializer, **errors(401, 404)},
+    ),
+)
 class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGenericViewSet):
     """Your generations, newest first (cursor pagination)."""
 
@@ -38,6 +76,46 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
     filterset_class = GenerationFilterSet
     pagination_class = CursorPagination
 
+    @extend_schema(
+        summary="Create a generation (spends credits)",
+        description=(
+            "Validates the model, prompt, parameters (against the model's `parameter_schema`) and project, "
+            "charges the model's cost and stores the generation as `pending` — all or nothing. JSON, or "
+            "multipart with a `reference_image` file. With an `Idempotency-Key` header a retry returns the "
+            "first generation (200) and charges once."
+        ),
+        tags=["generations"],
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False, description="At most 100 characters."
+            )
+        ],
+        request={
+            "application/json": GenerationCreateInputSerializer,
+            "multipart/form-data": GenerationCreateInputSerializer,
+        },
+        examples=[
+            OpenApiExample(
+                "image",
+                request_only=True,
+                value={
+                    "ai_model": "fal-ai/flux/dev",
+                    "prompt": "a detective in a rain-soaked alley",
+                    "parameters": {"width": 1024, "height": 768, "seed": 7},
+                },
+            ),
+            OpenApiExample(
+                "with a preset",
+                request_only=True,
+                value={"ai_model": "fal-ai/veo3", "prompt": "a man lights a match", "preset": "film-noir-classic"},
+            ),
+        ],
+        responses={
+            201: GenerationSerializer,
+            200: OpenApiResponse(GenerationSerializer, description="An idempotent retry: the first generation."),
+            **errors(400, 401, 402),
+        },
+    )
     def create(self, request):
         data = GenerationCreateInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
@@ -53,6 +131,12 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
             self.get_serializer(generation).data, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED
         )
 
+    @extend_schema(
+        summary="Cancel a pending generation (refunded)",
+        tags=["generations"],
+        request=None,
+        responses={200: GenerationSerializer, **errors(401, 404, 409)},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         generation = self.get_object()
@@ -60,6 +144,19 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
             self.get_serializer(services.generation_cancel(user=request.user, generation_id=generation.pk)).data
         )
 
+    @extend_schema(
+        methods=["POST"],
+        summary="Mark a generation as a favourite",
+        tags=["generations"],
+        request=None,
+        responses={200: GenerationSerializer, **errors(401, 404)},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Unmark a favourite",
+        tags=["generations"],
+        responses={200: GenerationSerializer, **errors(401, 404)},
+    )
     @action(detail=True, methods=["post", "delete"])
     def favorite(self, request, pk=None):
         generation = services.generation_set_favorite(
@@ -67,6 +164,23 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
         )
         return Response(self.get_serializer(generation).data)
 
+    @extend_schema(
+        summary="Counts and credits by status and model",
+        tags=["generations"],
+        responses={200: GenerationStatsSerializer, **errors(401)},
+        examples=[
+            OpenApiExample(
+                "stats",
+                response_only=True,
+                value={
+                    "total": 2,
+                    "credits_charged": 50,
+                    "by_status": {"completed": {"count": 2, "credits_charged": 50}},
+                    "by_model": {"fal-ai/flux/dev": {"count": 2, "credits_charged": 50}},
+                },
+            )
+        ],
+    )
     @action(detail=False, methods=["get"], pagination_class=None, filterset_class=None)
     def stats(self, request):
         rows = (

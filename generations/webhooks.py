@@ -20,6 +20,7 @@ import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, permissions, serializers, status
 from rest_framework.response import Response
 
@@ -29,6 +30,7 @@ from generations.providers import ProviderError
 from generations.providers.fal import parse_outputs
 from velro.api import BaseAPIView
 from velro.exceptions import Conflict
+from velro.openapi import errors
 
 SIGNATURE_HEADER = "X-Velro-Signature"
 
@@ -97,6 +99,35 @@ class ProviderWebhookView(BaseAPIView):
     authentication_classes = [SignatureAuthentication]
     permission_classes = [IsService]
 
+    @extend_schema(
+        summary="A provider reports a result",
+        description=(
+            'Signed with `X-Velro-Signature: t=<unix>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>." + body)>`. '
+            "A wrong, expired (older than 5 minutes) or replayed signature is a 401 and changes nothing."
+        ),
+        tags=["webhooks"],
+        request=WebhookInputSerializer,
+        examples=[
+            OpenApiExample(
+                "completed",
+                request_only=True,
+                value={
+                    "request_id": "764cabcf-b745-4b3e-ae38-1200304cf45b",
+                    "status": "OK",
+                    "payload": {"images": [{"url": "https://cdn.example/a.png", "width": 1024, "height": 1024}]},
+                },
+            ),
+            OpenApiExample(
+                "failed", request_only=True, value={"request_id": "764cabcf", "status": "ERROR", "error": "NSFW filter"}
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                name="WebhookResult", fields={"id": serializers.UUIDField(), "status": serializers.CharField()}
+            ),
+            **errors(400, 401, 404, 409),
+        },
+    )
     def post(self, request, provider):
         try:
             with transaction.atomic():

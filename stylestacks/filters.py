@@ -1,6 +1,6 @@
 import django_filters
 
-from stylestacks.models import STACK_CATEGORIES, Category, StylePreset, StyleStack
+from stylestacks.models import STACK_CATEGORY_CHOICES, Category, StylePreset, StyleStack
 
 
 class TagsFilter(django_filters.CharFilter):
@@ -13,7 +13,7 @@ class TagsFilter(django_filters.CharFilter):
 
 class StyleStackFilterSet(django_filters.FilterSet):
     tags = TagsFilter(max_length=400)
-    category = django_filters.ChoiceFilter(choices=[(c, c) for c in STACK_CATEGORIES])
+    category = django_filters.ChoiceFilter(choices=STACK_CATEGORY_CHOICES)
     visibility = django_filters.ChoiceFilter(choices=StyleStack.Visibility.choices)
 
     class Meta:

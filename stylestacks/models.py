@@ -20,6 +20,7 @@ class Category(models.TextChoices):
 
 
 STACK_CATEGORIES = [c for c in Category.values if c != Category.ARTISTIC]  # presets also: artistic
+STACK_CATEGORY_CHOICES = [(c, Category(c).label) for c in STACK_CATEGORIES]
 
 
 class StylePreset(models.Model):

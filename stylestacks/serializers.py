@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from generations.models import AIModel
-from stylestacks.models import STACK_CATEGORIES, StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import STACK_CATEGORY_CHOICES, StackContributor, StylePreset, StyleStack, StyleStackVersion
 from velro.api import StrictInputMixin
 
 SERVER_OWNED = (
@@ -28,7 +28,7 @@ class StyleStackSerializer(StrictInputMixin, serializers.ModelSerializer):
     viewer, or null for someone else's public stack."""
 
     role = serializers.SerializerMethodField()
-    category = serializers.ChoiceField(choices=STACK_CATEGORIES, required=False)
+    category = serializers.ChoiceField(choices=STACK_CATEGORY_CHOICES, required=False)
     tags = serializers.ListField(child=serializers.CharField(max_length=40), max_length=20, required=False)
     compatible_models = serializers.ListField(
         child=serializers.CharField(max_length=200), max_length=50, required=False
@@ -89,7 +89,7 @@ class ExploreInputSerializer(serializers.Serializer):
 
     q = serializers.CharField(max_length=200, required=False, allow_blank=True)
     tags = serializers.CharField(max_length=400, required=False, allow_blank=True, help_text="Comma-separated")
-    category = serializers.ChoiceField(choices=STACK_CATEGORIES, required=False)
+    category = serializers.ChoiceField(choices=STACK_CATEGORY_CHOICES, required=False)
     sort = serializers.ChoiceField(choices=["usage", "forks", "newest"], default="usage")
     page = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=100, default=50)
@@ -101,6 +101,13 @@ class ExploreInputSerializer(serializers.Serializer):
 
     def validate_tags(self, value):
         return [tag.strip().lower() for tag in value.split(",") if tag.strip()][:20]
+
+
+class ExplorePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = StyleStackListSerializer(many=True)
 
 
 class ForkInputSerializer(StrictInputMixin, serializers.Serializer):

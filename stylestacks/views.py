@@ -1,5 +1,7 @@
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -13,8 +15,69 @@ from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleS
 from stylestacks.schema import STYLE_SCHEMA
 from stylestacks.selectors import stylestacks_explore
 from velro.api import BaseGenericViewSet, BaseReadOnlyModelViewSet
+from velro.openapi import errors
+
+STACK_EXAMPLE = OpenApiExample(
+    "film noir",
+    request_only=True,
+    value={
+        "name": "Film noir",
+        "tags": ["noir", "rain"],
+        "category": "genre",
+        "visibility": "private",
+        "style": {
+            "schema_version": 2,
+            "base_json": {"genre": "film_noir", "lighting": "high_contrast"},
+            "prompt_blocks": {
+                "description": {"text": "detective waits in a rain-soaked alley"},
+                "style": {"text": "high-contrast black and white", "weight": 1.3},
+                "lighting": {"text": "venetian-blind shadows"},
+                "motion": {"text": "slow push-in"},
+                "keywords": {"items": ["noir", "shadows"]},
+            },
+            "model_adaptations": {"fal-ai/veo3": {"prompt_blocks": {"motion": {"text": "slow dolly through rain"}}}},
+        },
+    },
+)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="Your style stacks and those shared with you",
+        tags=["style stacks"],
+        responses={200: serializers.StyleStackListSerializer(many=True), **errors(400, 401)},
+    ),
+    retrieve=extend_schema(
+        summary="A style stack with its document",
+        description="Yours, shared with you, or anyone's public or unlisted stack.",
+        tags=["style stacks"],
+        responses={200: serializers.StyleStackSerializer, **errors(401, 404)},
+    ),
+    create=extend_schema(
+        summary="Create a style stack",
+        description=(
+            "The `style` document is validated against `style-stacks/schema` (old-shape documents are upgraded)."
+        ),
+        tags=["style stacks"],
+        examples=[STACK_EXAMPLE],
+        responses={201: serializers.StyleStackSerializer, **errors(400, 401)},
+    ),
+    update=extend_schema(
+        summary="Replace a style stack's editable fields",
+        tags=["style stacks"],
+        responses={200: serializers.StyleStackSerializer, **errors(400, 401, 403, 404)},
+    ),
+    partial_update=extend_schema(
+        summary="Edit a style stack",
+        description="Owners change everything editable; editors the style and text, not the visibility.",
+        tags=["style stacks"],
+        examples=[STACK_EXAMPLE],
+        responses={200: serializers.StyleStackSerializer, **errors(400, 401, 403, 404)},
+    ),
+    destroy=extend_schema(
+        summary="Delete your style stack", tags=["style stacks"], responses={204: None, **errors(401, 404)}
+    ),
+)
 class StyleStackViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -27,10 +90,13 @@ class StyleStackViewSet(
     public ones. A stack can be retrieved by anyone signed in when it is public or
     unlisted. Owners edit everything, editors the style and text; only owners delete."""
 
+    queryset = StyleStack.objects.none()  # (for the schema generator; see get_queryset)
     serializer_class = serializers.StyleStackSerializer
     filterset_class = StyleStackFilterSet
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return StyleStack.objects.none()
         user = self.request.user
         if self.action in ("retrieve", "fork", "compose"):
             queryset = services.stylestacks_visible_to(user)
@@ -54,6 +120,12 @@ class StyleStackViewSet(
             stack=serializer.instance, user=self.request.user, data=serializer.validated_data
         )
 
+    @extend_schema(
+        summary="Explore public style stacks",
+        tags=["style stacks"],
+        parameters=[serializers.ExploreInputSerializer],
+        responses={200: serializers.ExplorePageSerializer, **errors(400, 401)},
+    )
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def explore(self, request):
         """Public stacks: ``q`` (full-text, websearch syntax), ``tags`` (comma-separated,
@@ -83,11 +155,33 @@ class StyleStackViewSet(
             }
         )
 
-    @action(detail=False, methods=["get"], permission_classes=[AllowAny], filterset_class=None, pagination_class=None)
-    def schema(self, request):
+    @extend_schema(
+        summary="The style document's JSON Schema",
+        description="Validate documents client-side the way the server does.",
+        tags=["style stacks"],
+        auth=[],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    # Not named "schema": that attribute is the view's OpenAPI schema generator.
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="schema",
+        permission_classes=[AllowAny],
+        filterset_class=None,
+        pagination_class=None,
+    )
+    def document_schema(self, request):
         """The JSON Schema of the style document, so clients validate the same way."""
         return Response(STYLE_SCHEMA)
 
+    @extend_schema(
+        summary="Fork a style stack",
+        description="A private copy owned by you; the original's fork_count grows.",
+        tags=["style stacks"],
+        request=serializers.ForkInputSerializer,
+        responses={201: serializers.StyleStackSerializer, **errors(400, 401, 404)},
+    )
     @action(detail=True, methods=["post"])
     def fork(self, request, pk=None):
         data = serializers.ForkInputSerializer(data=request.data)
@@ -95,6 +189,13 @@ class StyleStackViewSet(
         stack = services.stylestack_fork(stack=self.get_object(), user=request.user, **data.validated_data)
         return Response(serializers.StyleStackSerializer(stack, context=self.get_serializer_context()).data, status=201)
 
+    @extend_schema(
+        summary="Start a style stack from a preset",
+        tags=["style stacks"],
+        request=serializers.FromPresetInputSerializer,
+        examples=[OpenApiExample("noir", value={"preset": "film-noir-classic", "name": "My noir"}, request_only=True)],
+        responses={201: serializers.StyleStackSerializer, **errors(400, 401)},
+    )
     @action(detail=False, methods=["post"], url_path="from-preset")
     def from_preset(self, request):
         data = serializers.FromPresetInputSerializer(data=request.data)
@@ -102,6 +203,17 @@ class StyleStackViewSet(
         stack = services.stylestack_from_preset(user=request.user, **data.validated_data)
         return Response(serializers.StyleStackSerializer(stack, context=self.get_serializer_context()).data, status=201)
 
+    @extend_schema(
+        summary="Preview the prompt a model would receive",
+        tags=["style stacks"],
+        request=serializers.ComposeInputSerializer,
+        examples=[
+            OpenApiExample(
+                "flux", value={"ai_model": "fal-ai/flux/dev", "prompt": "a man lights a match"}, request_only=True
+            )
+        ],
+        responses={200: serializers.ComposeOutputSerializer, **errors(400, 401, 404)},
+    )
     @action(detail=True, methods=["post"])
     def compose(self, request, pk=None):
         """Preview: the prompt, negative prompt and parameters a model would receive."""
@@ -122,11 +234,24 @@ class StyleStackViewSet(
         }
         return Response(serializers.ComposeOutputSerializer(body).data)
 
+    @extend_schema(
+        summary="Previous documents of a style stack",
+        tags=["style stacks"],
+        responses={200: serializers.StyleStackVersionSerializer(many=True), **errors(401, 404)},
+    )
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def versions(self, request, pk=None):
         versions = StyleStackVersion.objects.filter(stack=self.get_object()).order_by("-version")
         return Response(serializers.StyleStackVersionSerializer(versions, many=True).data)
 
+    @extend_schema(
+        summary="Restore a previous document",
+        description="The current document is kept as a version too.",
+        tags=["style stacks"],
+        request=None,
+        parameters=[OpenApiParameter("version", int, OpenApiParameter.PATH)],
+        responses={200: serializers.StyleStackSerializer, **errors(401, 403, 404)},
+    )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[0-9]{1,9})/restore")
     def restore_version(self, request, pk=None, version=None):
         stack = self.get_object()
@@ -136,6 +261,20 @@ class StyleStackViewSet(
             raise Http404("No such version.") from exc
         return Response(serializers.StyleStackSerializer(stack, context=self.get_serializer_context()).data)
 
+    @extend_schema(
+        methods=["GET"],
+        summary="People a style stack is shared with",
+        tags=["style stacks"],
+        responses={200: serializers.ContributorSerializer(many=True), **errors(401, 404)},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Share a style stack (owner)",
+        tags=["style stacks"],
+        request=serializers.ContributorAddInputSerializer,
+        examples=[OpenApiExample("editor", value={"email": "bob@example.com", "role": "editor"}, request_only=True)],
+        responses={201: serializers.ContributorSerializer, **errors(400, 401, 404)},
+    )
     @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
     def contributors(self, request, pk=None):
         stack = self.get_object()
@@ -147,6 +286,21 @@ class StyleStackViewSet(
         people = StackContributor.objects.filter(stack=stack).order_by("created_at")
         return Response(serializers.ContributorSerializer(people, many=True).data)
 
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Change a contributor's role (owner)",
+        tags=["style stacks"],
+        request=serializers.ContributorRoleInputSerializer,
+        parameters=[OpenApiParameter("user_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={200: serializers.ContributorSerializer, **errors(400, 401, 403, 404)},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        summary="Remove a contributor (owner), or leave a stack",
+        tags=["style stacks"],
+        parameters=[OpenApiParameter("user_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={204: None, **errors(401, 403, 404)},
+    )
     @action(
         detail=True,
         methods=["patch", "delete"],
@@ -169,6 +323,20 @@ class StyleStackViewSet(
         return Response(serializers.ContributorSerializer(contributor).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The preset library",
+        tags=["presets"],
+        auth=[],
+        responses={200: serializers.StylePresetListSerializer(many=True), **errors(400)},
+    ),
+    retrieve=extend_schema(
+        summary="A preset with its style document",
+        tags=["presets"],
+        auth=[],
+        responses={200: serializers.StylePresetSerializer, **errors(404)},
+    ),
+)
 class StylePresetViewSet(BaseReadOnlyModelViewSet):
     """The preset library: active presets, readable by everyone (signed in or not)."""
 

@@ -3,6 +3,7 @@
 from django.urls import include, path, re_path
 
 from velro.health.views import HealthReportView, HealthView
+from velro.openapi import RedocView, SchemaView, SwaggerView
 from velro.views import ApiNotFound
 
 urlpatterns = [
@@ -13,6 +14,9 @@ urlpatterns = [
     path("", include("stylestacks.urls")),
     path("health", HealthView.as_view(), name="health"),
     path("health/report", HealthReportView.as_view(), name="health-report"),
+    path("schema", SchemaView.as_view(), name="schema"),
+    path("docs", SwaggerView.as_view(url_name="schema"), name="docs"),
+    path("redoc", RedocView.as_view(url_name="schema"), name="redoc"),
     # Keep last.
     re_path(r"^", ApiNotFound.as_view(), name="api-not-found"),
 ]

@@ -421,6 +421,9 @@ EXEMPT = {
     "/api/v1/models/fal-ai/flux/dev": "ai-model-detail",
     "/api/v1/webhooks/fal": "provider-webhook",
     "/api/v1/health": "health",  # liveness: ok / unreachable, nobody's data
+    "/api/v1/schema": "schema",  # the OpenAPI description and its two UIs
+    "/api/v1/docs": "docs",
+    "/api/v1/redoc": "redoc",
     "/api/v1/no/such/endpoint": "api-not-found",  # the catch-all
 }
 

@@ -9,12 +9,24 @@ from django.contrib import admin
 from django.db import DatabaseError, transaction
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 
 from velro.api import BaseAPIView
 from velro.health.render import table
 from velro.health.service import UNREACHABLE, health_report, liveness
+from velro.openapi import errors
+
+HealthSerializer = inline_serializer(
+    name="Health",
+    fields={
+        "status": serializers.CharField(),
+        "database": serializers.CharField(),
+        "migrations": serializers.CharField(),
+    },
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +54,21 @@ class HealthView(BaseAPIView):
             logger.warning("health: the database is unreachable", exc_info=True)
             return JsonResponse(UNREACHABLE, status=503)
 
+    @extend_schema(
+        summary="Liveness and readiness",
+        description="For load balancers: the database answers and every migration is applied. No authentication.",
+        tags=["operations"],
+        responses={200: HealthSerializer, 503: HealthSerializer},
+        examples=[
+            OpenApiExample("healthy", value={"status": "ok", "database": "ok", "migrations": "ok"}, response_only=True),
+            OpenApiExample(
+                "unapplied migrations",
+                value={"status": "unavailable", "database": "ok", "migrations": "pending"},
+                response_only=True,
+                status_codes=["503"],
+            ),
+        ],
+    )
     def get(self, request):
         healthy, body = liveness()
         return Response(body, status=200 if healthy else 503)
@@ -55,6 +82,25 @@ class HealthReportView(BaseAPIView):
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema(
+        summary="Full database health report (staff)",
+        description="Every check with its level (OK, WARN, ERROR) and details, as `manage.py dbhealth --json`.",
+        tags=["operations"],
+        responses={
+            200: OpenApiResponse(
+                response=inline_serializer(
+                    name="HealthReport",
+                    fields={
+                        "level": serializers.CharField(),
+                        "generated_at": serializers.DateTimeField(),
+                        "checks": serializers.ListField(child=serializers.DictField()),
+                    },
+                ),
+                description="The report.",
+            ),
+            **errors(401, 403),
+        },
+    )
     def get(self, request):
         return Response(health_report().as_dict())
 
