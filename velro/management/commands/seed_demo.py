@@ -1,0 +1,156 @@
+"""``manage.py seed_demo``: a realistic development dataset, made through the services
+(velro/demo.py), idempotent, with a progress line per phase and a summary table."""
+
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from generations.models import AIModel
+from stylestacks.models import StylePreset
+from velro import demo
+
+BAR_WIDTH = 20
+LABEL_WIDTH = 12
+
+
+class Progress:
+    """``users       [##########----------] 21/42``: rewritten in place with ``\\r`` on a
+    terminal, printed once when the phase ends otherwise (logs, CI, ``make``)."""
+
+    def __init__(self, out, label: str, total: int, *, tty: bool, enabled: bool = True):
+        self.out, self.label, self.total, self.tty, self.enabled = out, label, total, tty, enabled
+        self.count = 0
+        self.started = time.monotonic()
+        self._draw()
+
+    def _line(self) -> str:
+        filled = BAR_WIDTH if not self.total else BAR_WIDTH * self.count // self.total
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        return f"{self.label:<{LABEL_WIDTH}}[{bar}] {self.count}/{self.total}"
+
+    def _draw(self) -> None:
+        if self.enabled and self.tty:
+            self.out.write("\r" + self._line(), ending="")
+            self.out.flush()
+
+    def step(self) -> None:
+        self.count += 1
+        self._draw()
+
+    def done(self, note: str = "") -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        line = self._line() + f"  {elapsed:.1f} s" + (f", {note}" if note else "")
+        self.out.write(("\r" if self.tty else "") + line)
+        self.out.flush()
+
+
+class Command(BaseCommand):
+    help = (
+        "DEBUG only: create (or top up) the demo dataset through the services — demo people "
+        f"demo01@{demo.DEMO_DOMAIN} … (password {demo.DEMO_PASSWORD!r} unless --password), some registered "
+        "in the last week, projects, style stacks (from presets, public, forks, contributors) and "
+        "generations in every status. Idempotent: a second run adds nothing. Touches demo people only."
+    )
+
+    def add_arguments(self, parser):
+        defaults = demo.Options()
+        parser.add_argument("--users", type=int, default=defaults.users, help="demo people (default %(default)s)")
+        parser.add_argument(
+            "--recent-users",
+            type=int,
+            default=defaults.recent_users,
+            help="of them, registered in the last 7 days (default %(default)s); the others over the past months",
+        )
+        parser.add_argument("--projects", type=int, default=defaults.projects, help="default %(default)s")
+        parser.add_argument(
+            "--generations",
+            type=int,
+            default=defaults.generations,
+            help="across models and statuses (default %(default)s)",
+        )
+        parser.add_argument(
+            "--stacks",
+            type=int,
+            default=defaults.stacks,
+            help="style stacks, forks included (default %(default)s)",
+        )
+        parser.add_argument(
+            "--seed", type=int, default=defaults.seed, help="random seed: same seed, same data (default %(default)s)"
+        )
+        parser.add_argument(
+            "--password",
+            default=defaults.password,
+            help="password of demo people created now (default %(default)r); existing ones keep theirs",
+        )
+        parser.add_argument(
+            "--render",
+            type=int,
+            default=defaults.render,
+            help="completed generations rendered by the local provider (default %(default)s); the rest share files",
+        )
+        parser.add_argument("--quiet", action="store_true", help="no progress or table: one line at the end")
+
+    def handle(self, *args, **opts):
+        if not settings.DEBUG:
+            raise CommandError("seed_demo runs only with DEBUG on: demo people have a known password.")
+        options = demo.Options(
+            users=opts["users"],
+            recent_users=opts["recent_users"],
+            projects=opts["projects"],
+            generations=opts["generations"],
+            stacks=opts["stacks"],
+            seed=opts["seed"],
+            password=opts["password"],
+            render=opts["render"],
+        )
+        problems = options.problems()
+        if problems:
+            raise CommandError("; ".join(problems))
+        quiet = opts["quiet"] or opts["verbosity"] < 1
+        tty = self.stdout.isatty()
+
+        started = time.monotonic()
+        models = list(AIModel.objects.filter(is_active=True).order_by("sort_order", "id"))
+        presets = list(StylePreset.objects.filter(is_active=True).order_by("sort_order", "slug"))
+        plan = demo.build_plan(options, models=models, presets=presets)
+        before = demo.demo_counts()
+
+        def progress(label, total):
+            return Progress(self.stdout, label, total, tty=tty, enabled=not quiet)
+
+        seeder = demo.Seeder(plan, progress=progress)
+        seeder.run()
+        after = demo.demo_counts(seeder.now)
+        elapsed = time.monotonic() - started
+
+        added = after["users"] - before["users"], after["generations"] - before["generations"]
+        if quiet:
+            if opts["verbosity"] >= 1:
+                self.stdout.write(
+                    f"Demo data: {after['users']} users, {after['projects']} projects, {after['generations']} "
+                    f"generations, {after['style stacks']} style stacks ({added[0]} users and {added[1]} "
+                    f"generations added, {elapsed:.1f} s)"
+                )
+            return
+        self.stdout.write("")
+        self._table(before, after)
+        self.stdout.write("")
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo data ready in {elapsed:.1f} s (seed {options.seed}).")
+            + f" Sign in as demo01@{demo.DEMO_DOMAIN} … with the password {options.password!r}"
+            + (" (people created now)." if before["users"] else ".")
+        )
+
+    def _table(self, before: dict, after: dict) -> None:
+        width = max(len(name) for name in after)
+        self.stdout.write(f"{'what':<{width}}  {'total':>6}  {'added':>6}")
+        self.stdout.write(f"{'-' * width}  {'-' * 6}  {'-' * 6}")
+        for name, total in after.items():
+            label = "  " + name.split(": ", 1)[1] if ": " in name else name
+            added = total - before.get(name, 0)
+            self.stdout.write(
+                f"{label:<{width}}  {total:>6}  {added:>+6}" if added else f"{label:<{width}}  {total:>6}"
+            )
