@@ -6,10 +6,16 @@ An incoming ``X-Request-ID`` (from a proxy or the client) is kept when it is a s
 anything else is replaced by a fresh uuid4 hex, never echoed.
 """
 
+import logging
 import re
 import uuid
 
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+
 from velro.logging import request_id_var
+
+logger = logging.getLogger(__name__)
 
 HEADER = "X-Request-ID"
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -37,4 +43,36 @@ class RequestIdMiddleware:
         finally:
             request_id_var.reset(token)
         response[HEADER] = request_id
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that cannot be reached is a 503 with ``Retry-After``, not a 500.
+
+    With ATOMIC_REQUESTS the connection is opened around the view, so a stopped or
+    restarting server surfaces as an OperationalError/InterfaceError from the view.
+    Django discards a broken connection at the end of the request, so the next request
+    reconnects: the app recovers by itself when the database is back.
+    """
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.warning("database unavailable: %s", exception)
+        if request.path.startswith("/api/"):
+            response = JsonResponse(
+                {"detail": "The service is temporarily unavailable; try again shortly.", "code": "unavailable"},
+                status=503,
+            )
+        else:
+            response = HttpResponse("Service temporarily unavailable.", status=503, content_type="text/plain")
+        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
         return response

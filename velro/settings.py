@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Every request gets an id: on all its log lines and in the X-Request-ID header.
     "velro.middleware.RequestIdMiddleware",
+    # An unreachable database is a 503 (Retry-After), not a 500.
+    "velro.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -188,3 +188,22 @@ def test_build_config_refuses_unknown_formats():
         build_config("xml")
     assert build_config("json")["handlers"]["console"]["formatter"] == "json"
     assert "gunicorn.access" in build_config("plain", gunicorn=True)["loggers"]
+
+
+def test_an_unreachable_database_is_a_503_with_retry_after(alice, api_as, monkeypatch):
+    from django.db import OperationalError
+
+    from generations.views import GenerationViewSet
+
+    def down(self, request, *args, **kwargs):
+        raise OperationalError("connection to server on socket failed: No such file or directory")
+
+    monkeypatch.setattr(GenerationViewSet, "list", down)
+    response = api_as(alice).get("/api/v1/generations")
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "The service is temporarily unavailable; try again shortly.",
+        "code": "unavailable",
+    }
+    assert response["Retry-After"] == "5"
+    assert response["X-Request-ID"]
