@@ -30,6 +30,7 @@ migrate: install
 # The worker runs beside the server and stops with it (Ctrl-C).
 run: migrate
 	$(MANAGE) ensure_dev_admin
+	$(if $(filter 1 true yes on,$(DEBUG)),$(MANAGE) seed_demo --quiet)
 	@$(MANAGE) run_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(MANAGE) runserver $(HOST):$(PORT)

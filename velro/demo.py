@@ -19,6 +19,10 @@ key (``demo-0001`` …, the same key the API's ``Idempotency-Key`` header sets).
 exists is kept, what is missing is made, and no kind grows past its target count, so a
 second run adds nothing. Only demo people and their rows are read or written (plus what
 the database's own triggers keep: a preset's usage count, a parent stack's fork count).
+
+Generations left pending or processing are real queue items: a running worker
+(``make run`` starts one) renders the pending ones, and its sweep fails and refunds the
+processing ones after GENERATION_PROCESSING_TIMEOUT, as it would after a lost worker.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ from stylestacks.services import (
 DEMO_DOMAIN = "velro.local"
 DEMO_EMAIL = re.compile(r"^demo\d+@velro\.local$")
 DEMO_EMAIL_REGEX = r"^demo[0-9]+@velro\.local$"  # the same, for the database (email__regex)
-# The documented development password of every demo person (README, `seed_demo --help`).
+# The development password of every demo person (shown by `seed_demo --help` and after a run).
 DEMO_PASSWORD = "velro-demo-pass"
 DEMO_CREDITS_REASON = "Demo credits"
 KEY_PREFIX = "demo-"
@@ -435,6 +439,13 @@ def build_plan(options: Options, *, models: list[AIModel], presets: list[StylePr
     return Plan(options, users, projects, stacks, generations)
 
 
+def plan_for(options: Options) -> Plan:
+    """:func:`build_plan` with the active catalog and presets, in their fixed order."""
+    models = list(AIModel.objects.filter(is_active=True).order_by("sort_order", "id"))
+    presets = list(StylePreset.objects.filter(is_active=True).order_by("sort_order", "slug"))
+    return build_plan(options, models=models, presets=presets)
+
+
 def _plan_people(options: Options, rng: random.Random) -> list[UserPlan]:
     older = options.users - options.recent_users
     # Registered over the past eight months (oldest first), the last few in the past week.
@@ -577,6 +588,10 @@ def _plan_generations(options, rng, emails, weights, models, presets, projects, 
         video = model.kind == AIModel.Kind.VIDEO
         prompt = rng.choice(VIDEO_PROMPTS if video else IMAGE_PROMPTS)
         negative = NEGATIVE_PROMPT if model.supports_negative_prompt and rng.random() < 0.3 else ""
+        error = rng.choice(FAILURES) if status == Status.FAILED else ""
+        run_seconds = rng.randint(40, 180) if video else rng.randint(3, 15)
+        if error.startswith("Timed out"):  # failed by the sweep, after the timeout
+            run_seconds += 600
         own_projects = projects_of.get(owner, [])
         project = rng.choice(own_projects).name if own_projects and rng.random() < 0.75 else None
         plans.append(
@@ -592,9 +607,9 @@ def _plan_generations(options, rng, emails, weights, models, presets, projects, 
                 project=project,
                 stack=stack,
                 preset=preset,
-                error=rng.choice(FAILURES) if status == Status.FAILED else "",
+                error=error,
                 favorite=status == Status.COMPLETED and rng.random() < 0.2,
-                run_seconds=rng.randint(40, 180) if video else rng.randint(3, 15),
+                run_seconds=run_seconds,
             )
         )
     return plans
@@ -659,8 +674,6 @@ class Seeder:
     """Carries out a :class:`Plan`, phase by phase: users, projects, style stacks,
     generations. ``progress(label, total)`` returns an object with ``step()`` and
     ``done(note)``."""
-
-    PHASES = ("users", "projects", "stacks", "generations")
 
     def __init__(self, plan: Plan, *, progress: ProgressFactory, now: datetime | None = None):
         self.plan = plan
@@ -848,7 +861,7 @@ class Seeder:
             times = {"created_at": created, "completed_at": created + timedelta(seconds=plan.run_seconds)}
         elif plan.status == Status.PENDING:
             times = {"created_at": self.now - timedelta(seconds=30 + plan.run_seconds)}
-        elif plan.status != Status.PENDING:
+        else:
             self._claim(generation)
             if plan.status == Status.PROCESSING:
                 created = self.now - timedelta(seconds=60 + plan.run_seconds)
@@ -880,7 +893,8 @@ class Seeder:
         claimed = Generation.objects.filter(pk=generation.pk, status=Status.PENDING).update(
             status=Status.PROCESSING, started_at=timezone.now(), attempts=F("attempts") + 1
         )
-        assert claimed == 1, f"generation {generation.pk} was not pending"
+        if claimed != 1:
+            raise RuntimeError(f"demo generation {generation.pk} was not pending")
 
     def _outputs(self, generation: Generation) -> list[dict]:
         """Real files from the LocalProvider for a handful (and the first of each kind);

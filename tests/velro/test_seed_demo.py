@@ -37,6 +37,11 @@ def counts() -> dict:
     return demo.demo_counts()
 
 
+def plan_of(*, seed=demo.Options.seed) -> demo.Plan:
+    """The plan SMALL describes."""
+    return demo.plan_for(demo.Options(users=6, recent_users=2, projects=4, generations=15, stacks=4, seed=seed))
+
+
 def test_the_dataset_matches_the_options(db, tmp_path):
     output = seed(*SMALL)
 
@@ -64,8 +69,8 @@ def test_the_dataset_matches_the_options(db, tmp_path):
     assert refunded == set(generations.filter(status__in=["failed", "cancelled"]).values_list("pk", flat=True))
     for generation in generations.filter(status="completed"):
         assert generation.outputs
-        for output in generation.outputs:
-            assert (tmp_path / "media" / output["url"].removeprefix("/media/")).is_file()
+        for file in generation.outputs:
+            assert (tmp_path / "media" / file["url"].removeprefix("/media/")).is_file()
     assert CreditTransaction.objects.filter(user__in=people, description=demo.DEMO_CREDITS_REASON).count() == 6
     assert credits_invariant_violations() == []
     assert "Demo data ready" in output
@@ -94,7 +99,34 @@ def test_running_it_twice_adds_nothing(db):
     assert "0 added" in output
 
 
-def test_an_interrupted_run_is_completed_by_the_next(db):
+def test_a_failure_mid_way_leaves_whole_units_and_the_next_run_completes_them(db, monkeypatch):
+    real, calls = demo.generation_complete, []
+
+    def flaky(**kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the provider blew up")
+        return real(**kwargs)
+
+    monkeypatch.setattr(demo, "generation_complete", flaky)
+    with pytest.raises(RuntimeError, match="blew up"):
+        seed(*SMALL)
+
+    # Everything before the failure is whole: each generation is in its planned status
+    # (none charged and stuck in pending), the one being made is not there at all.
+    planned = {g.key: g.status for g in plan_of().generations}
+    made = dict(Generation.objects.values_list("idempotency_key", "status"))
+    assert 0 < len(made) < 15
+    assert all(planned[key] == status for key, status in made.items())
+    assert credits_invariant_violations() == []
+
+    monkeypatch.undo()
+    seed(*SMALL)
+
+    assert dict(Generation.objects.values_list("idempotency_key", "status")) == planned
+
+
+def test_bigger_numbers_top_the_dataset_up(db):
     seed("--users", "3", "--recent-users", "1", "--projects", "2", "--generations", "5", "--stacks", "2")
 
     seed(*SMALL)
@@ -147,25 +179,49 @@ def test_progress_names_each_phase_and_ends_with_a_summary(db):
         assert row in output
 
 
+def test_on_a_terminal_the_progress_line_is_redrawn_in_place(db):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    call_command("seed_demo", *SMALL, stdout=out)
+
+    output = out.getvalue()
+    assert "\rusers       [##########----------] 3/6" in output
+    assert "\rgenerations [####################] 15/15" in output
+
+
+def test_the_default_dataset(db):
+    output = seed()
+
+    totals = counts()
+    assert (totals["users"], totals["registered in the last 7 days"], totals["projects"]) == (42, 4, 20)
+    assert (totals["generations"], totals["style stacks"]) == (145, 12)
+    assert totals["style stacks: forks"] >= 2 and totals["style stacks: from presets"] >= 3
+    assert totals["contributors"] >= 1
+    assert all(totals[f"generations: {status}"] for status in Generation.Status.values)
+    kinds = set(Generation.objects.values_list("ai_model__kind", flat=True))
+    assert kinds == {"image", "video"}
+    assert "Sign in as demo01@velro.local … demo42@velro.local" in output
+    assert seed("--quiet").startswith("Demo data: 42 users, 20 projects, 12 style stacks, 145 generations (complete")
+
+
 def test_quiet_prints_one_line(db):
     output = seed(*SMALL, "--quiet")
 
     assert output.count("\n") == 1 and output.startswith("Demo data: 6 users")
 
 
-def test_the_same_seed_makes_the_same_data(db):
+def test_the_seed_decides_the_data(db):
     seed(*SMALL)
-    first = sorted(Generation.objects.values_list("idempotency_key", "user__email", "ai_model", "prompt", "status"))
-    Generation.objects.all().delete()  # (the ledger keeps its rows; the plan does not change)
+    made = sorted(Generation.objects.values_list("idempotency_key", "user__email", "ai_model", "prompt", "status"))
 
-    plan = demo.build_plan(
-        demo.Options(users=6, recent_users=2, projects=4, generations=15, stacks=4),
-        models=list(Generation._meta.get_field("ai_model").related_model.objects.filter(is_active=True)
-                    .order_by("sort_order", "id")),
-        presets=list(StyleStack._meta.get_field("created_from_preset").related_model.objects.filter(is_active=True)
-                     .order_by("sort_order", "slug")),
-    )
-    assert sorted((g.key, g.owner, g.model, g.prompt, g.status) for g in plan.generations) == first
+    def planned(seed):
+        return sorted((g.key, g.owner, g.model, g.prompt, g.status) for g in plan_of(seed=seed).generations)
+
+    assert planned(demo.Options.seed) == made
+    assert planned(demo.Options.seed + 1) != made
 
 
 def test_it_refuses_without_debug_and_bad_options(db, settings):

@@ -6,8 +6,6 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from generations.models import AIModel
-from stylestacks.models import StylePreset
 from velro import demo
 
 BAR_WIDTH = 20
@@ -89,7 +87,10 @@ class Command(BaseCommand):
             "--render",
             type=int,
             default=defaults.render,
-            help="completed generations rendered by the local provider (default %(default)s); the rest share files",
+            help=(
+                "completed generations rendered by the local provider (default %(default)s; at least one per kind); "
+                "the rest point at those files"
+            ),
         )
         parser.add_argument("--quiet", action="store_true", help="no progress or table: one line at the end")
 
@@ -113,9 +114,7 @@ class Command(BaseCommand):
         tty = self.stdout.isatty()
 
         started = time.monotonic()
-        models = list(AIModel.objects.filter(is_active=True).order_by("sort_order", "id"))
-        presets = list(StylePreset.objects.filter(is_active=True).order_by("sort_order", "slug"))
-        plan = demo.build_plan(options, models=models, presets=presets)
+        plan = demo.plan_for(options)
         before = demo.demo_counts()
 
         def progress(label, total):
@@ -126,31 +125,39 @@ class Command(BaseCommand):
         after = demo.demo_counts(seeder.now)
         elapsed = time.monotonic() - started
 
-        added = after["users"] - before["users"], after["generations"] - before["generations"]
+        if opts["verbosity"] < 1:
+            return
+        added = {name: after[name] - before.get(name, 0) for name in after}
+        # The login, when this run made the people (as ensure_dev_admin shows its own once).
+        login = (
+            f"sign in as {demo.demo_email(1)} … {demo.demo_email(after['users'])} with {options.password!r}"
+            if added["users"]
+            else ""
+        )
         if quiet:
-            if opts["verbosity"] >= 1:
-                self.stdout.write(
-                    f"Demo data: {after['users']} users, {after['projects']} projects, {after['generations']} "
-                    f"generations, {after['style stacks']} style stacks ({added[0]} users and {added[1]} "
-                    f"generations added, {elapsed:.1f} s)"
-                )
+            made = [
+                f"{added[name]} {name}" for name in ("users", "projects", "style stacks", "generations") if added[name]
+            ]
+            self.stdout.write(
+                f"Demo data: {after['users']} users, {after['projects']} projects, {after['style stacks']} style "
+                f"stacks, {after['generations']} generations "
+                + (f"({', '.join(made)} added in {elapsed:.1f} s)" if made else "(complete, nothing added)")
+                + (f"; {login}" if login else "")
+            )
             return
         self.stdout.write("")
-        self._table(before, after)
+        self._table(after, added)
         self.stdout.write("")
-        self.stdout.write(
-            self.style.SUCCESS(f"Demo data ready in {elapsed:.1f} s (seed {options.seed}).")
-            + f" Sign in as demo01@{demo.DEMO_DOMAIN} … with the password {options.password!r}"
-            + (" (people created now)." if before["users"] else ".")
-        )
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready in {elapsed:.1f} s (seed {options.seed})."))
+        if login:
+            self.stdout.write(login[0].upper() + login[1:] + ".")
 
-    def _table(self, before: dict, after: dict) -> None:
-        width = max(len(name) for name in after)
+    def _table(self, totals: dict, added: dict) -> None:
+        """One row per count; "generations: failed" is shown as an indented "failed"."""
+        width = max(len(name) for name in totals)
         self.stdout.write(f"{'what':<{width}}  {'total':>6}  {'added':>6}")
         self.stdout.write(f"{'-' * width}  {'-' * 6}  {'-' * 6}")
-        for name, total in after.items():
+        for name, total in totals.items():
             label = "  " + name.split(": ", 1)[1] if ": " in name else name
-            added = total - before.get(name, 0)
-            self.stdout.write(
-                f"{label:<{width}}  {total:>6}  {added:>+6}" if added else f"{label:<{width}}  {total:>6}"
-            )
+            line = f"{label:<{width}}  {total:>6}"
+            self.stdout.write(f"{line}  {added[name]:>+6}" if added[name] else line)
