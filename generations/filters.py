@@ -1,6 +1,7 @@
 import django_filters
 
 from generations.models import Generation
+from velro.filters import StrictBooleanFilter
 
 
 class GenerationFilterSet(django_filters.FilterSet):
@@ -9,7 +10,7 @@ class GenerationFilterSet(django_filters.FilterSet):
     project = django_filters.UUIDFilter(field_name="project_id")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    is_favorite = django_filters.BooleanFilter()
+    is_favorite = StrictBooleanFilter()
 
     class Meta:
         model = Generation

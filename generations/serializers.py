@@ -6,7 +6,7 @@ from generations.models import AIModel, Generation
 from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
 from stylestacks.services import stylestacks_visible_to
-from velro.api import StrictInputMixin
+from velro.api import CleanJSONField, StrictInputMixin
 
 REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
@@ -102,7 +102,7 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
     ai_model = serializers.PrimaryKeyRelatedField(queryset=AIModel.objects.filter(is_active=True))
     prompt = serializers.CharField(max_length=10_000, trim_whitespace=False)
     negative_prompt = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
-    parameters = serializers.JSONField(required=False, default=dict)
+    parameters = CleanJSONField(required=False, default=dict)
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none(), required=False, allow_null=True)
     parent = serializers.PrimaryKeyRelatedField(queryset=Generation.objects.none(), required=False, allow_null=True)
     reference_image = serializers.FileField(required=False, allow_empty_file=False, max_length=200)

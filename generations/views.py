@@ -120,9 +120,9 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
         data = GenerationCreateInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
-        if key is not None and len(key) > 100:
+        if key is not None and (len(key) > 100 or "\x00" in key):
             return Response(
-                {"detail": f"{IDEMPOTENCY_HEADER} is at most 100 characters.", "code": "invalid"},
+                {"detail": f"{IDEMPOTENCY_HEADER}: at most 100 characters, no NUL.", "code": "invalid"},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         existed = key is not None and Generation.objects.filter(user=request.user, idempotency_key=key).exists()

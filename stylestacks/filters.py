@@ -1,6 +1,7 @@
 import django_filters
 
 from stylestacks.models import STACK_CATEGORY_CHOICES, Category, StylePreset, StyleStack
+from velro.filters import StrictBooleanFilter
 
 
 class TagsFilter(django_filters.CharFilter):
@@ -23,6 +24,7 @@ class StyleStackFilterSet(django_filters.FilterSet):
 
 class StylePresetFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=100)
+    is_featured = StrictBooleanFilter()
     tags = TagsFilter(max_length=400)
     category = django_filters.ChoiceFilter(choices=Category.choices)
 

@@ -47,6 +47,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
+from rest_framework.exceptions import ParseError
+
+from velro.parsers import check_clean
 
 SCHEMA_VERSION = 2
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -132,6 +135,10 @@ def validate_document(document: Any) -> dict:
     ``ValidationError`` with up to ``MAX_ERRORS`` messages, sorted by path, each naming
     the JSON path at fault (``persistent_elements[3].weight: 3 is greater than …``)."""
     upgraded = upgrade(document)
+    try:
+        check_clean(upgraded)  # PostgreSQL's jsonb cannot hold NUL characters
+    except ParseError as exc:
+        raise ValidationError(f"The style document is not accepted: {exc.detail}") from exc
     try:
         size = len(json.dumps(upgraded, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode())
     except (TypeError, ValueError) as exc:

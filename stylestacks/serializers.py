@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from generations.models import AIModel
 from stylestacks.models import STACK_CATEGORY_CHOICES, StackContributor, StylePreset, StyleStack, StyleStackVersion
-from velro.api import StrictInputMixin
+from velro.api import CleanJSONField, StrictInputMixin
 
 SERVER_OWNED = (
     "id",
@@ -33,7 +33,7 @@ class StyleStackSerializer(StrictInputMixin, serializers.ModelSerializer):
     compatible_models = serializers.ListField(
         child=serializers.CharField(max_length=200), max_length=50, required=False
     )
-    style = serializers.JSONField(required=False)
+    style = CleanJSONField(required=False)
 
     class Meta:
         model = StyleStack
@@ -123,7 +123,7 @@ class ComposeInputSerializer(StrictInputMixin, serializers.Serializer):
     ai_model = serializers.PrimaryKeyRelatedField(queryset=AIModel.objects.filter(is_active=True))
     prompt = serializers.CharField(max_length=10_000)
     negative_prompt = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
-    parameters = serializers.JSONField(required=False, default=dict)
+    parameters = CleanJSONField(required=False, default=dict)
 
     def validate_parameters(self, value):
         if not isinstance(value, dict):

@@ -1,3 +1,5 @@
+import uuid
+
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -309,6 +311,10 @@ class StyleStackViewSet(
     )
     def contributor(self, request, pk=None, user_id=None):
         stack = self.get_object()
+        try:
+            user_id = uuid.UUID(user_id)
+        except ValueError as exc:  # the route lets through e.g. 36 dashes
+            raise Http404("No such contributor.") from exc
         contributor = StackContributor.objects.filter(stack=stack, user_id=user_id).first()
         if contributor is None:
             raise Http404("No such contributor.")

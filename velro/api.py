@@ -5,8 +5,10 @@ view that does not inherit :class:`velro.rls.RLSViewMixin`.
 """
 
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.exceptions import ParseError
 from rest_framework.views import APIView
 
+from velro.parsers import check_clean
 from velro.rls import RLSViewMixin
 
 
@@ -70,6 +72,9 @@ class StrictInputMixin:
             errors = {}
             for key in data.keys():
                 if key in writable:
+                    problem = _type_problem(self.fields[key], data[key])
+                    if problem:
+                        errors[key] = [problem]
                     continue
                 if key in self.fields or key in self.server_owned_fields:
                     errors[key] = ["This field is read-only."]
@@ -78,3 +83,36 @@ class StrictInputMixin:
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+def _type_problem(field, value) -> str | None:
+    """DRF's CharField turns 12 into "12"; a client that sends a number for a text
+    field has a bug we should tell it about."""
+    if value is None:
+        return None
+    if isinstance(field, serializers.CharField) and not isinstance(value, str):
+        return "Not a valid string."
+    if (
+        isinstance(field, serializers.ListField)
+        and isinstance(field.child, serializers.CharField)
+        and isinstance(value, list)
+        and not all(isinstance(item, str) for item in value)
+    ):
+        return "Every item must be a string."
+    return None
+
+
+class CleanJSONField(serializers.JSONField):
+    """A JSON field that refuses what the database cannot store (NUL, lone surrogates)
+    and absurd nesting — also when the JSON arrives as a form field (multipart)."""
+
+    def to_internal_value(self, data):
+        try:
+            value = super().to_internal_value(data)
+        except RecursionError as exc:
+            raise serializers.ValidationError("Nested too deeply.") from exc
+        try:
+            check_clean(value)
+        except ParseError as exc:
+            raise serializers.ValidationError(str(exc.detail)) from exc
+        return value

@@ -10,6 +10,7 @@ domain errors of ``ApplicationError``, so a service never has to know about HTTP
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from django.http import Http404
@@ -62,6 +63,11 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        body = {"detail": "The request body is too large.", "code": "too_large"}
+        return Response(body, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    elif isinstance(exc, TooManyFieldsSent):
+        return Response({"detail": "Too many form fields.", "code": "parse_error"}, status=status.HTTP_400_BAD_REQUEST)
     elif isinstance(exc, ProtectedError):
         body = {"detail": "This object is still referenced and cannot be deleted.", "code": "protected"}
         set_rollback()

@@ -76,3 +76,26 @@ class DatabaseUnavailableMiddleware:
             response = HttpResponse("Service temporarily unavailable.", status=503, content_type="text/plain")
         response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
         return response
+
+
+class CleanQueryMiddleware:
+    """NUL characters in an API URL never reach PostgreSQL (which cannot store them): in
+    the path the URL cannot name anything (404); in the query string the parameter is
+    named in a 400."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        if "\x00" in request.path:
+            return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+        bad = [key for key, values in request.GET.lists() if "\x00" in key or any("\x00" in v for v in values)]
+        if bad:
+            message = "Null characters are not allowed."
+            name = bad[0].replace("\x00", "")
+            return JsonResponse(
+                {"detail": f"{name}: {message}", "code": "invalid", "errors": {name: [message]}}, status=400
+            )
+        return self.get_response(request)
