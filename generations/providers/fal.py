@@ -93,7 +93,9 @@ class FalProvider:
     def _run(self, client: httpx.Client, generation) -> ProviderResult:
         deadline = time.monotonic() + self.timeout
         model_id = generation.ai_model.pk
-        submitted = self._json(client, "POST", f"{self.base_url}/{model_id}", "submit", json=build_input(generation))
+        submitted = self._json(
+            client, "POST", f"{self.base_url}/{model_id}", "submit", json=build_input(generation), deadline=deadline
+        )
         request_id = submitted.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise ProviderError("fal.ai accepted the submit but returned no request_id.")
@@ -103,14 +105,14 @@ class FalProvider:
         logger.info("fal submitted: generation=%s model=%s request=%s", generation.pk, model_id, request_id)
 
         self._wait(client, status_url, request_id, deadline)
-        result = self._json(client, "GET", response_url, "result", request_id=request_id)
+        result = self._json(client, "GET", response_url, "result", request_id=request_id, deadline=deadline)
         outputs = parse_outputs(generation.ai_model.kind, result, generation.parameters or {}, request_id)
         logger.info("fal completed: generation=%s request=%s outputs=%d", generation.pk, request_id, len(outputs))
         return ProviderResult(outputs=outputs, provider_request_id=request_id)
 
     def _wait(self, client: httpx.Client, status_url: str, request_id: str, deadline: float) -> None:
         while True:
-            status = self._json(client, "GET", status_url, "status", request_id=request_id)
+            status = self._json(client, "GET", status_url, "status", request_id=request_id, deadline=deadline)
             state = status.get("status")
             if state == "COMPLETED":
                 if status.get("error"):
@@ -147,8 +149,10 @@ class FalProvider:
             )
         return url
 
-    def _json(self, client: httpx.Client, method: str, url: str, what: str, *, request_id="", json=None) -> dict:
-        response = self._request(client, method, url, what, request_id=request_id, json=json)
+    def _json(
+        self, client: httpx.Client, method: str, url: str, what: str, *, request_id="", json=None, deadline=None
+    ) -> dict:
+        response = self._request(client, method, url, what, request_id=request_id, json=json, deadline=deadline)
         try:
             data = response.json()
         except ValueError as exc:
@@ -160,12 +164,34 @@ class FalProvider:
             raise ProviderError(f"fal.ai {what} response is not a JSON object.", provider_request_id=request_id)
         return data
 
-    def _request(self, client: httpx.Client, method: str, url: str, what: str, *, request_id, json) -> httpx.Response:
+    def _timed_out(self, what: str, request_id: str, problem: str = "") -> ProviderError:
+        reason = f"failed ({problem}) and no retry fitted" if problem else "got no answer"
+        return ProviderError(
+            f"fal.ai {what} {reason} within FAL_TIMEOUT ({self.timeout:g} s); timed out.",
+            retryable=True,
+            provider_request_id=request_id,
+        )
+
+    def _request(
+        self, client: httpx.Client, method: str, url: str, what: str, *, request_id, json, deadline=None
+    ) -> httpx.Response:
+        """One HTTP call with retries, never past ``deadline`` (FAL_TIMEOUT from the start):
+        each attempt's timeouts and each backoff are cut to the time that is left."""
         headers = {"Authorization": f"Key {self._key}", "Accept": "application/json"}
+        problem = ""
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
+            timeout = client.timeout
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._timed_out(what, request_id, problem)
+                timeout = httpx.Timeout(
+                    min(client.timeout.read or remaining, remaining),
+                    connect=min(client.timeout.connect or remaining, remaining),
+                )
             try:
-                response = client.request(method, url, headers=headers, json=json)
+                response = client.request(method, url, headers=headers, json=json, timeout=timeout)
             except httpx.TransportError as exc:
                 problem = type(exc).__name__
                 if method == "POST" and not isinstance(exc, NOT_SENT_ERRORS):
@@ -187,6 +213,8 @@ class FalProvider:
                     raise self._http_error(response, what, request_id, attempt + 1)
                 problem = f"HTTP {response.status_code}"
             delay = min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX)
+            if deadline is not None:
+                delay = max(0.0, min(delay, deadline - time.monotonic()))
             logger.warning(
                 "fal %s: %s (attempt %d/%d), retrying in %.1f s",
                 what,

@@ -376,7 +376,7 @@ def test_connection_refused(sleeps):
     with socket.socket() as sock:  # a port that was free a moment ago and now has no listener
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    provider = FalProvider(key=KEY, base_url=f"http://127.0.0.1:{port}", timeout=2.0, poll_interval=0.01)
+    provider = FalProvider(key=KEY, base_url=f"http://127.0.0.1:{port}", timeout=30.0, poll_interval=0.01)
     provider._sleep = sleeps.append
 
     with pytest.raises(ProviderError, match="ConnectError") as caught:

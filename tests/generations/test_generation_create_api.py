@@ -57,7 +57,6 @@ def test_an_inactive_model_is_a_400(alice, api_as):
     [
         ({"prompt": "x" * 1001}, "prompt"),
         ({"prompt": "   "}, "prompt"),
-        ({"prompt": "nul\x00byte"}, "prompt"),
         ({"ai_model": "no/such-model"}, "ai_model"),
         ({"parameters": {"width": 99999}}, "parameters"),
         ({"parameters": {"num_images": 9}}, "parameters"),
@@ -78,6 +77,13 @@ def test_bad_input_is_a_400_on_the_field_and_writes_nothing(alice, api_as, body,
     assert field in response.json()["errors"]
     assert not Generation.objects.exists()
     assert balance(alice) == 100
+
+
+def test_a_nul_character_is_refused_before_anything_is_read(alice, api_as):
+    response = create(api_as(alice), prompt="nul\x00byte")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Null characters are not allowed.", "code": "parse_error"}
+    assert not Generation.objects.exists()
 
 
 def test_a_parameter_error_names_the_parameter(alice, api_as):

@@ -1,0 +1,181 @@
+"""Shared pieces of the fault tests: threads on their own connections, a fake fal.ai
+queue server whose behaviour each generation picks through its prompt, polling."""
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import connection
+
+FAL_KEY = "fal-faults-key-0123456789"
+IMAGE = {"url": "https://v3.fal.media/files/fault.png", "width": 64, "height": 64, "content_type": "image/png"}
+
+
+def run_together(*targets: Callable, timeout: float = 60):
+    """Start every target at the same moment, each in its own thread (so on its own
+    database connection); return what each returned or raised."""
+    barrier = threading.Barrier(len(targets))
+    results: list = [None] * len(targets)
+
+    def runner(index, target):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = target()
+        except Exception as exc:  # collected for the assertions
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(i, t), daemon=True) for i, t in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
+    return results
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class FakeFal:
+    """What the fake fal.ai queue does for a job is named by the job's prompt:
+
+    ``ok``             submit, COMPLETED, a valid image result
+    ``flaky``          the first submit is a 503 (then as ``ok``)
+    ``hang``           IN_PROGRESS forever (the provider times out; or the worker is killed)
+    ``submit-500``     every submit is a 500: no request id is ever known
+    ``result-500``     the job completes but fetching its result is always a 500
+    ``malformed``      the result is not JSON
+    ``bad-shape``      the result is JSON without a usable image
+    ``provider-error`` fal reports the job COMPLETED with an error
+    ``no-request-id``  the submit reply names no request id
+    ``stall``          status requests get no answer (until the test ends)
+    """
+
+    def __init__(self):
+        self.url = ""
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []  # {"kind", "behaviour", "request_id", "code"}
+        self.jobs: dict[str, str] = {}  # request id → behaviour
+        self.counts: dict[tuple[str, str], int] = {}
+        self.release = threading.Event()  # set at teardown: stalled replies go out
+
+    def of(self, behaviour: str, kind: str | None = None) -> list[dict]:
+        return [r for r in self.requests if r["behaviour"] == behaviour and (kind is None or r["kind"] == kind)]
+
+    def reply(self, kind: str, path: str, body: dict | None) -> tuple[int, object, str, str]:
+        with self.lock:
+            if kind == "submit":
+                behaviour = str((body or {}).get("prompt", "ok"))
+                request_id = ""
+            else:
+                request_id = path.split("/requests/", 1)[1].split("/", 1)[0]
+                behaviour = self.jobs.get(request_id, "unknown")
+            seen = self.counts[(behaviour, kind)] = self.counts.get((behaviour, kind), 0) + 1
+
+            if kind == "submit":
+                if behaviour == "submit-500" or (behaviour == "flaky" and seen == 1):
+                    return 500 if behaviour == "submit-500" else 503, {"detail": "queue unavailable"}, behaviour, ""
+                if behaviour == "no-request-id":
+                    return 200, {"status": "IN_QUEUE"}, behaviour, ""
+                request_id = f"req-{len(self.jobs) + 1}-{behaviour}"
+                self.jobs[request_id] = behaviour
+                base = f"{self.url}/test/requests/{request_id}"
+                reply = {"request_id": request_id, "status_url": f"{base}/status", "response_url": base}
+                return 200, reply, behaviour, request_id
+            if kind == "status":
+                if behaviour == "stall":
+                    return 200, {"status": "IN_PROGRESS"}, behaviour, request_id
+                if behaviour == "hang":
+                    return 200, {"status": "IN_PROGRESS"}, behaviour, request_id
+                if behaviour == "provider-error":
+                    return 200, {"status": "COMPLETED", "error": "NSFW content detected"}, behaviour, request_id
+                return 200, {"status": "COMPLETED"}, behaviour, request_id
+            # result
+            if behaviour == "result-500":
+                return 500, {"detail": "result store down"}, behaviour, request_id
+            if behaviour == "malformed":
+                return 200, "<html>502 Bad Gateway</html>", behaviour, request_id
+            if behaviour == "bad-shape":
+                return (
+                    200,
+                    {"images": [{"url": "ftp://nowhere/a.png", "width": 64, "height": 64}]},
+                    behaviour,
+                    request_id,
+                )
+            return 200, {"images": [IMAGE]}, behaviour, request_id
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self._handle("submit")
+
+    def do_GET(self):
+        self._handle("status" if self.path.endswith("/status") else "result")
+
+    def _handle(self, kind: str):
+        fake: FakeFal = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        code, reply, behaviour, request_id = fake.reply(kind, self.path, body)
+        with fake.lock:
+            fake.requests.append({"kind": kind, "behaviour": behaviour, "request_id": request_id, "code": code})
+        if behaviour == "stall" and kind == "status":
+            fake.release.wait(120)
+        data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away (a killed worker)
+            pass
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def fake_fal():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.fake = fake = FakeFal()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _no_internet_password_check(settings):
+    # Never the real leaked-password API from tests: the bundled list only.
+    settings.PASSWORD_BREACH_CHECK = False
