@@ -5,14 +5,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts import serializers, services
+from accounts import serializers, services, throttles
 from accounts.models import Profile
 from accounts.tokens import RefreshToken
 from velro.api import BaseAPIView
 from velro.openapi import errors
 
 
-class RegisterView(APIView):
+class RegisterView(throttles.RateLimitedView, APIView):
     """``POST auth/register``: create an account, answer with the profile and tokens.
 
     Like the other token views it runs as the database owner, without the RLS glue: it
@@ -22,6 +22,7 @@ class RegisterView(APIView):
 
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [throttles.RegisterIPThrottle, throttles.RegisterEmailThrottle]
 
     @extend_schema(
         summary="Create an account",
@@ -65,10 +66,11 @@ class RegisterView(APIView):
         responses={200: serializers.AuthResponseSerializer, **errors(400, 401, 429)},
     )
 )
-class LoginView(TokenObtainPairView):
+class LoginView(throttles.RateLimitedView, TokenObtainPairView):
     """``POST auth/login``: email + password → {access, refresh, user}."""
 
     serializer_class = serializers.LoginSerializer
+    throttle_classes = [throttles.LoginIPThrottle, throttles.LoginEmailThrottle]
 
 
 @extend_schema_view(
@@ -79,10 +81,11 @@ class LoginView(TokenObtainPairView):
         responses={200: serializers.RefreshResponseSerializer, **errors(400, 401, 429)},
     )
 )
-class RefreshView(TokenRefreshView):
+class RefreshView(throttles.RateLimitedView, TokenRefreshView):
     """``POST auth/refresh``: refresh → {access}."""
 
     serializer_class = serializers.RefreshSerializer
+    throttle_classes = [throttles.RefreshIPThrottle, throttles.RefreshUserThrottle]
 
 
 class MeView(BaseAPIView):

@@ -19,6 +19,13 @@ def _fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_internet_password_check(settings):
+    # Never the real Have I Been Pwned API (tests/accounts/test_passwords.py turns the
+    # check on against a local fake server).
+    settings.PASSWORD_BREACH_CHECK = False
+
+
+@pytest.fixture(autouse=True)
 def _ledger_invariant(request):
     """After every test that touched the database: balance == sum(ledger) and the newest
     balance_after == balance, for everyone. Tests that corrupt the books on purpose

@@ -22,7 +22,9 @@ ValidationErrorSerializer = inline_serializer(
         "code": serializers.CharField(default="invalid"),
         "errors": serializers.DictField(
             child=serializers.ListField(child=serializers.CharField()),
-            help_text="Messages by field; non_field_errors for the request as a whole.",
+            required=False,
+            help_text="Messages by field; non_field_errors for the request as a whole. "
+            "Absent when the body could not be read at all (code parse_error).",
         ),
     },
 )

@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "velro.middleware.RequestIdMiddleware",
     # An unreachable database is a 503 (Retry-After), not a 500.
     "velro.middleware.DatabaseUnavailableMiddleware",
+    "velro.middleware.CleanQueryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,6 +108,9 @@ DATABASES["default"]["ENGINE"] = "velro.db_backend"
 # The RLS glue needs every API request inside one transaction (see velro/rls.py).
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# With persistent connections, check a reused connection before a request: after a
+# database restart the first request of an idle worker would otherwise fail.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Two test runs on one server must not collide on the test database's name.
 DATABASES["default"].setdefault("TEST", {})["NAME"] = (
     env.str("TEST_DATABASE_NAME", default="") or f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
@@ -128,12 +132,67 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Leaked passwords: Have I Been Pwned's range API, else a bundled list (accounts/passwords.py).
+    {"NAME": "accounts.passwords.BreachedPasswordValidator"},
 ]
+
+# --- Passwords ----------------------------------------------------------------------
+# BreachedPasswordValidator asks the k-anonymity range API (only the first 5 hex chars
+# of the password's SHA-1 are sent) and refuses a password seen at least THRESHOLD
+# times. Off, unreachable, slower than TIMEOUT seconds or answering nonsense: it checks
+# the bundled list of breached passwords instead, so sign-up never waits on the API.
+PASSWORD_BREACH_CHECK = env.bool("PASSWORD_BREACH_CHECK") if env.str("PASSWORD_BREACH_CHECK", default="") else True
+PASSWORD_BREACH_API_URL = env.str("PASSWORD_BREACH_API_URL", default="") or "https://api.pwnedpasswords.com/range/"
+PASSWORD_BREACH_TIMEOUT = float(env.str("PASSWORD_BREACH_TIMEOUT", default="") or 2.0)
+PASSWORD_BREACH_THRESHOLD = int(env.str("PASSWORD_BREACH_THRESHOLD", default="") or 1)
 
 # Credits every new identity receives, with a matching ledger row. The number lives in
 # the trigger function public.handle_new_user() (accounts/migrations); this mirrors it
 # for documentation and tests.
 SIGNUP_BONUS_CREDITS = 100
+
+# --- Rate limits --------------------------------------------------------------------
+# login, register and refresh, per client IP and per email (refresh: per user id of the
+# token), as DRF throttle rates "N/s|min|hour|day", or "off" (accounts/throttles.py).
+# Over a limit: 429 with Retry-After. The counters live in the database cache below, so
+# every gunicorn worker and machine shares them.
+_RATE_LIMIT_DEFAULTS = {
+    "login_ip": "20/min",
+    "login_email": "5/min",
+    "register_ip": "5/hour",
+    "register_email": "5/hour",
+    "refresh_ip": "30/min",
+    "refresh_user": "10/min",
+}
+
+
+def _rate_limit(scope: str, default: str) -> str | None:
+    name = f"RATE_LIMIT_{scope.upper()}"
+    value = (env.str(name, default="") or default).strip().lower()
+    if value == "off":
+        return None
+    count, _, period = value.partition("/")
+    if not (count.isdigit() and period in ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")):
+        raise ImproperlyConfigured(f"{name} must look like 5/min, 20/hour or off, not {value!r}.")
+    return value
+
+
+RATE_LIMITS = {scope: _rate_limit(scope, default) for scope, default in _RATE_LIMIT_DEFAULTS.items()}
+# The client IP is REMOTE_ADDR. Behind N proxies that each append to X-Forwarded-For
+# (a load balancer, nginx), set NUM_PROXIES=N; with 0 the header is ignored, as it can
+# be forged.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0) if env.str("NUM_PROXIES", default="") else 0
+
+# Django's cache: a database table (accounts/migrations/0005_cache_table.py), shared by
+# all processes. No API role has a grant on it: use it outside the RLS role switch.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "cache_entries",
+        # Expired rows go once the table holds this many; then a third of the rest.
+        "OPTIONS": {"MAX_ENTRIES": 50_000, "CULL_FREQUENCY": 3},
+    }
+}
 
 # --- API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -144,10 +203,11 @@ REST_FRAMEWORK = {
     # JSON only: the browsable API renders forms as the owner after the transaction,
     # which would list other people's objects in related-field choices.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers plus refusing NUL, lone surrogates and absurd nesting (velro/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "velro.parsers.JSONParser",
+        "velro.parsers.MultiPartParser",
+        "velro.parsers.FormParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "velro.pagination.PageNumberPagination",
@@ -156,6 +216,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # The auth views' throttles (settings "Rate limits", accounts/throttles.py).
+    "DEFAULT_THROTTLE_RATES": RATE_LIMITS,
+    "NUM_PROXIES": NUM_PROXIES,
 }
 
 # OpenAPI 3 at /api/v1/schema, Swagger UI at /api/v1/docs, ReDoc at /api/v1/redoc; the

@@ -77,17 +77,13 @@ def test_server_owned_or_unknown_fields_are_rejected_and_nothing_changes(alice, 
     [
         ({"avatar_url": "javascript:alert(1)"}, "avatar_url"),
         ({"full_name": "x" * 101}, "full_name"),
-        ({"full_name": 7}, None),
+        ({"full_name": 7}, "full_name"),
     ],
 )
 def test_invalid_values_are_a_400(alice, api_as, body, field):
     response = api_as(alice).patch("/api/v1/me", body, format="json")
-    if field is None:
-        # DRF coerces numbers to strings for CharField: that is a valid name.
-        assert response.status_code == 200
-    else:
-        assert response.status_code == 400
-        assert field in response.json()["errors"]
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
 
 
 def test_bob_never_sees_or_changes_alices_profile(alice, bob, api_as):

@@ -20,6 +20,8 @@ from velro.health.service import clear_migrations_cache
 
 CHECK_NAMES = [name for name, _ in CHECKS]
 LEAKED_PASSWORD_WARNING = "leaked-password check not configured"
+# accounts.passwords.BreachedPasswordValidator is among AUTH_PASSWORD_VALIDATORS.
+AUTH_SETTINGS_OK = "5 password validators, leaked-password check on"
 
 
 def run(name: str):
@@ -46,18 +48,25 @@ def _fresh_migrations_cache():
 # --- the migrated database -----------------------------------------------------------
 
 
-def test_the_migrated_database_reports_only_the_leaked_password_warning(alice, bob):
+def test_the_migrated_database_reports_everything_ok(alice, bob):
     report = health_report()
 
     levels = {check.name: check.level.name for check in report.checks}
-    assert levels == {name: "WARN" if name == "auth settings" else "OK" for name in CHECK_NAMES}
-    assert report.check("auth settings").summary == LEAKED_PASSWORD_WARNING
-    assert report.level == Level.WARN
+    assert levels == dict.fromkeys(CHECK_NAMES, "OK")
+    assert report.check("auth settings").summary == AUTH_SETTINGS_OK
+    assert report.level == Level.OK
     counts = {row["what"]: row["count"] for row in report.check("counts").details}
     assert (counts["users"], counts["ledger rows"]) == (2, 2)
 
 
 def test_the_leaked_password_warning_goes_once_a_breach_check_is_configured(db, settings):
+    settings.AUTH_PASSWORD_VALIDATORS = [
+        v for v in settings.AUTH_PASSWORD_VALIDATORS if not v["NAME"].endswith(".BreachedPasswordValidator")
+    ]
+    settings.PASSWORD_BREACH_CHECK = False
+    check = run("auth settings")
+    assert (check.level, check.summary) == (Level.WARN, LEAKED_PASSWORD_WARNING)
+
     settings.PASSWORD_BREACH_CHECK = True
     assert run("auth settings").level == Level.OK
 
@@ -292,7 +301,7 @@ def test_a_failing_check_is_an_error_and_the_others_still_run(db, monkeypatch):
     assert [(check.name, check.level) for check in report.checks] == [
         ("broken", Level.ERROR),
         ("grants", Level.OK),
-        ("auth settings", Level.WARN),
+        ("auth settings", Level.OK),
     ]
     assert report.check("broken").summary.startswith("the check failed: ProgrammingError")
 
@@ -307,10 +316,10 @@ def test_the_command_prints_progress_and_tables_and_exits_0_when_nothing_is_an_e
 
     text = out.getvalue()
     assert f"[1/{len(CHECKS)}] counts … OK (" in text
-    assert f"[{len(CHECKS)}/{len(CHECKS)}] auth settings … WARN (" in text
-    assert f"auth settings: WARN — {LEAKED_PASSWORD_WARNING}" in text
+    assert f"[{len(CHECKS)}/{len(CHECKS)}] auth settings … OK (" in text
+    assert f"auth settings: OK — {AUTH_SETTINGS_OK}" in text
     assert "auth.users → generations" in text  # the FK table
-    assert text.rstrip().endswith(f"Overall: WARN ({len(CHECKS) - 1} OK, 1 WARN, 0 ERROR)")
+    assert text.rstrip().endswith(f"Overall: OK ({len(CHECKS)} OK, 0 WARN, 0 ERROR)")
 
 
 def test_the_command_exits_1_when_a_check_is_an_error(db, sql):
@@ -331,7 +340,7 @@ def test_the_command_prints_json_for_machines(alice):
     call_command("dbhealth", "--json", stdout=out, stderr=err)
 
     data = json.loads(out.getvalue())
-    assert data["level"] == "WARN"
+    assert data["level"] == "OK"
     assert [check["name"] for check in data["checks"]] == CHECK_NAMES
     assert data["checks"][0]["details"][0] == {"what": "users", "count": 1}
     assert err.getvalue().count(" … ") == len(CHECKS)  # progress on stderr, not in the JSON
@@ -348,7 +357,7 @@ def test_staff_see_the_admin_page_linked_from_the_index(client, staff):
     assert page.status_code == 200
     content = page.content.decode()
     assert all(f"<h2>{name}</h2>" in content for name in CHECK_NAMES)
-    assert LEAKED_PASSWORD_WARNING in content
+    assert AUTH_SETTINGS_OK in content
     assert 'href="/admin/dbhealth/"' in client.get("/admin/").content.decode()
 
 
@@ -407,7 +416,7 @@ def test_staff_get_the_full_report_with_real_totals(api_as, staff, alice, bob):
 
     assert response.status_code == 200
     data = response.json()
-    assert data["level"] == "WARN"
+    assert data["level"] == "OK"
     counts = {row["what"]: row["count"] for row in data["checks"][0]["details"]}
     # Under RLS, as authenticated, these would be 1 and the staff member's own rows.
     assert counts["users"] == User.objects.count() == 3
