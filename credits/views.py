@@ -16,7 +16,7 @@ from velro.pagination import CursorPagination
         summary="Your credit ledger",
         description="Newest first, cursor pages (`cursor`, `page_size` ≤ 100). Filter with `type`.",
         tags=["credits"],
-        responses={200: CreditTransactionSerializer(many=True), **errors(400, 401)},
+        responses={200: CreditTransactionSerializer(many=True), **errors(400, 401, 404)},
     )
 )
 class CreditTransactionViewSet(mixins.ListModelMixin, BaseGenericViewSet):

@@ -33,7 +33,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
         description="Active models only; filter with `kind` (image | video). No authentication needed.",
         tags=["models"],
         auth=[],
-        responses={200: AIModelSerializer(many=True), **errors(400)},
+        responses={200: AIModelSerializer(many=True), **errors(400, 404)},
     ),
     retrieve=extend_schema(
         summary="One AI model",
@@ -59,7 +59,7 @@ class AIModelViewSet(BaseReadOnlyModelViewSet):
         summary="Your generations",
         description="Newest first, cursor pages (`cursor`, `page_size` ≤ 100).",
         tags=["generations"],
-        responses={200: GenerationSerializer(many=True), **errors(400, 401)},
+        responses={200: GenerationSerializer(many=True), **errors(400, 401, 404)},
     ),
     retrieve=extend_schema(
         summary="One of your generations",

@@ -16,7 +16,7 @@ from velro.openapi import errors
         summary="Your projects",
         description="Filter with `visibility`, `q` (name contains) and `archived`.",
         tags=["projects"],
-        responses={200: ProjectSerializer(many=True), **errors(400, 401)},
+        responses={200: ProjectSerializer(many=True), **errors(400, 401, 404)},
     ),
     retrieve=extend_schema(
         summary="A project",

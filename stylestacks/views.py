@@ -47,7 +47,7 @@ STACK_EXAMPLE = OpenApiExample(
     list=extend_schema(
         summary="Your style stacks and those shared with you",
         tags=["style stacks"],
-        responses={200: serializers.StyleStackListSerializer(many=True), **errors(400, 401)},
+        responses={200: serializers.StyleStackListSerializer(many=True), **errors(400, 401, 404)},
     ),
     retrieve=extend_schema(
         summary="A style stack with its document",
@@ -334,7 +334,7 @@ class StyleStackViewSet(
         summary="The preset library",
         tags=["presets"],
         auth=[],
-        responses={200: serializers.StylePresetListSerializer(many=True), **errors(400)},
+        responses={200: serializers.StylePresetListSerializer(many=True), **errors(400, 404)},
     ),
     retrieve=extend_schema(
         summary="A preset with its style document",

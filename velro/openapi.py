@@ -66,7 +66,7 @@ _ERRORS = {
         },
     ),
     404: (
-        "Not found — also for objects that belong to someone else.",
+        "Not found — also for objects that belong to someone else, and for a page or cursor past the list.",
         ErrorSerializer,
         {
             "detail": "Not found.",
