@@ -14,7 +14,7 @@ endif
 endif
 export DEBUG ?= 1
 
-.PHONY: install run worker migrate serve backup restore test lint stop-db dbshell clean
+.PHONY: install run worker migrate serve backup restore test fuzz lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ restore: install
 
 test: install
 	$(PY) -m pytest
+
+# Schemathesis against the API's own OpenAPI schema (tests/fuzz). `make test` runs it with a
+# fixed seed and the CI budget; this runs ten times the examples with a new seed each time
+# (printed with any failure): FUZZ_SEED=<n> replays a run, FUZZ_EXAMPLES=<n> sets the budget.
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED=$${FUZZ_SEED:-random} $(PY) -m pytest tests/fuzz
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -162,6 +162,8 @@ class ContributorRoleInputSerializer(StrictInputMixin, serializers.Serializer):
 
 
 class StylePresetSerializer(serializers.ModelSerializer):
+    preview_image_url = serializers.CharField(read_only=True, help_text="A URL, or empty when there is none.")
+
     class Meta:
         model = StylePreset
         fields = [

@@ -46,6 +46,22 @@ class InsufficientCredits(ApplicationError):
     default_code = "insufficient_credits"
 
 
+def _flatten(messages) -> list[str]:
+    """Every field's errors as a list of strings: a list or dict field's per-item errors
+    ({"0": ["…"]}) become "0: …", so clients read one shape."""
+    if isinstance(messages, dict):
+        return [f"{key}: {text}" for key, value in messages.items() for text in _flatten(value)]
+    if isinstance(messages, list):
+        flat: list[str] = []
+        for index, item in enumerate(messages):
+            if isinstance(item, dict | list) and item:
+                flat.extend(f"{index}: {text}" for text in _flatten(item))
+            elif not isinstance(item, dict | list):
+                flat.append(str(item))
+        return flat
+    return [str(messages)]
+
+
 def _first_message(errors) -> str:
     if isinstance(errors, dict):
         for field, value in errors.items():
@@ -84,6 +100,7 @@ def exception_handler(exc, context):
 
     if isinstance(exc, exceptions.ValidationError):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        errors = {field: _flatten(messages) for field, messages in errors.items()}
         response.data = {
             "detail": _first_message(errors),
             "code": "invalid",

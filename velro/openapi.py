@@ -100,6 +100,22 @@ _ERRORS = {
 }
 
 
+def add_unsupported_media_type(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation that takes a body can answer
+    415 (a body in a media type the endpoint does not parse, e.g. none at all)."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["responses"].setdefault(
+                    "415",
+                    {
+                        "description": "The body's Content-Type is not one this endpoint reads.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                )
+    return result
+
+
 def errors(*codes: int) -> dict:
     """Error responses for ``extend_schema(responses=...)``, each with its example."""
     return {

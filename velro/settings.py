@@ -238,6 +238,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "velro.openapi.add_unsupported_media_type",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PresetCategoryEnum": "stylestacks.models.Category",
         "StackCategoryEnum": "stylestacks.models.STACK_CATEGORY_CHOICES",

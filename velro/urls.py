@@ -26,5 +26,7 @@ if settings.SERVE_MEDIA:
     ]
 
 # JSON, not Django's HTML pages, for errors under /api/.
+handler400 = views.bad_request
+handler403 = views.permission_denied
 handler404 = views.not_found
 handler500 = views.server_error

@@ -38,3 +38,22 @@ def test_validation_errors_have_one_shape(db, api):
     assert body["code"] == "invalid"
     assert set(body["errors"]) == {"email", "password"}
     assert body["detail"].startswith(("email:", "password:"))
+
+
+def test_an_unusual_utc_offset_in_a_date_filter_is_not_a_500(alice, api_as):
+    # Python accepts offsets up to ±23:59, PostgreSQL only ±15:59 (found by schemathesis).
+    for query in ("created_before=2020-01-01T00:00:00-22:00", "created_after=2020-01-01T00:00:00%2B16:00"):
+        response = api_as(alice).get(f"/api/v1/generations?{query}")
+        assert response.status_code == 200, response.content
+
+
+def test_a_host_not_allowed_gets_a_json_400_under_the_api(db, client):
+    response = client.get("/api/v1/models", HTTP_HOST="evil.example.com")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request.", "code": "bad_request"}
+
+
+def test_per_item_errors_of_a_list_field_are_flat_strings(alice, api_as):
+    response = api_as(alice).post("/api/v1/style-stacks", {"name": "a", "compatible_models": ["", "ok"]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"compatible_models": ["0: This field may not be blank."]}
