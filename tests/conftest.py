@@ -5,11 +5,12 @@ import contextlib
 import json
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.tokens import RefreshToken
 from tests.factories import UserFactory
+from velro.rls import transaction_role
 
 
 @pytest.fixture(autouse=True)
@@ -81,20 +82,14 @@ def api_as():
 def as_role(role: str, user=None):
     """Run the block's SQL as ``role`` with the claims the RLS glue would publish.
 
-    Inside a savepoint, so a permission error can be asserted and the test goes on;
-    leaving the savepoint restores the owner role.
+    Inside a savepoint (velro.rls.transaction_role), so a permission error can be
+    asserted and the test goes on; leaving it restores the owner role.
     """
     claims = {"role": role}
     if user is not None:
         claims.update(sub=str(user.pk), email=user.email)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                [role, json.dumps(claims)],
-            )
-            yield cursor
-            cursor.execute("SELECT set_config('role', 'none', true), set_config('request.jwt.claims', '', true)")
+    with transaction_role(role, json.dumps(claims)) as cursor:
+        yield cursor
 
 
 @pytest.fixture

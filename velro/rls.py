@@ -38,6 +38,7 @@ ROLE_SERVICE = "service_role"
 # claims come from the caller's token.
 _SWITCH = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
 _RESET = "SELECT set_config('role', 'none', true), set_config('request.jwt.claims', '', true)"
+_READ = "SELECT current_setting('role'), coalesce(current_setting('request.jwt.claims', true), '')"
 
 
 class RLSNotInTransaction(RuntimeError):
@@ -107,6 +108,24 @@ class RLSViewMixin:
 
 
 @contextlib.contextmanager
+def transaction_role(role: str, claims: str):
+    """Run the block with ``role`` and ``claims`` (a JSON string, or '' for none) in a
+    savepoint, then put back the role and claims the transaction had.
+
+    The one place that switches temporarily: services acting as a person, the health
+    report stepping out of the caller's role ("none" is the connection's own role), and
+    the tests' ``as_role``. Yields the cursor. If the block fails, rolling back the
+    savepoint undoes the switch.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_READ)
+        previous_role, previous_claims = cursor.fetchone()
+        cursor.execute(_SWITCH, [role, claims])
+        yield cursor
+        cursor.execute(_SWITCH, [previous_role, previous_claims])
+
+
+@contextlib.contextmanager
 def acting_as(user):
     """Run the block as ``user`` under RLS, whatever the connection was doing.
 
@@ -114,12 +133,5 @@ def acting_as(user):
     create generations through the same database function as the API, which takes the
     caller from auth.uid()). Restores the previous role and claims afterwards.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('role'), coalesce(current_setting('request.jwt.claims', true), '')")
-        previous_role, previous_claims = cursor.fetchone()
-        cursor.execute(_SWITCH, [ROLE_AUTHENTICATED, json.dumps(user_claims(user))])
+    with transaction_role(ROLE_AUTHENTICATED, json.dumps(user_claims(user))):
         yield
-        cursor.execute(
-            "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-            [previous_role, previous_claims],
-        )

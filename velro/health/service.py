@@ -24,27 +24,17 @@ from django.utils import timezone
 
 from velro.health.base import Check, Level, Report
 from velro.health.checks import CHECKS
+from velro.rls import transaction_role
 
 logger = logging.getLogger(__name__)
-
-# Transaction-local (set_config(..., true)); the same statements as velro.rls uses.
-_READ_ROLE = "SELECT current_setting('role'), coalesce(current_setting('request.jwt.claims', true), '')"
-_SET_ROLE = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
 
 
 @contextlib.contextmanager
 def owner_role():
     """Run the block as the connection's own role, then restore the role and claims the
-    transaction had (``authenticated`` inside an API request, nothing elsewhere).
-
-    In a savepoint: if the block fails, rolling it back also undoes the switch.
-    """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_READ_ROLE)
-        role, claims = cursor.fetchone()
-        cursor.execute(_SET_ROLE, ["none", ""])
+    transaction had (``authenticated`` inside an API request, nothing elsewhere)."""
+    with transaction_role("none", ""):
         yield
-        cursor.execute(_SET_ROLE, [role, claims])
 
 
 def _run(name: str, function, cursor) -> Check:
