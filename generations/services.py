@@ -123,7 +123,7 @@ def generation_create(
         if stored:
             default_storage.delete(stored)  # nothing half-written: no orphan upload
         raise
-    generation = Generation.objects.select_related("ai_model").get(pk=generation_id)
+    generation = Generation.objects.get(pk=generation_id)
     if stored and generation.reference_image.name != stored:
         default_storage.delete(stored)  # an idempotent retry kept the first upload
     return generation

