@@ -75,6 +75,30 @@ class GenerationSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         return [{**output, "url": absolute(request, output.get("url", ""))} for output in generation.outputs or []]
 
+    # The columns to_representation reads (a list page loads only these).
+    columns = (
+        "id",
+        "ai_model_id",
+        "project_id",
+        "parent_id",
+        "style_stack_id",
+        "preset_id",
+        "prompt",
+        "adapted_prompt",
+        "negative_prompt",
+        "parameters",
+        "reference_image",
+        "status",
+        "credits_charged",
+        "outputs",
+        "error_message",
+        "attempts",
+        "is_favorite",
+        "created_at",
+        "started_at",
+        "completed_at",
+    )
+
     def to_representation(self, generation):
         """The same dict DRF's fields build (tests/generations/test_serializer_fast_path.py
         compares the two on every kind of row), without the per-field machinery: a page
