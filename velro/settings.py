@@ -107,7 +107,11 @@ else:
 DATABASES["default"]["ENGINE"] = "velro.db_backend"
 # The RLS glue needs every API request inside one transaction (see velro/rls.py).
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Persistent connections in production (a new PostgreSQL connection costs milliseconds per
+# request, make bench); one per request in development. SET LOCAL ends with each request's
+# transaction, so a reused connection never carries a role or claims over (velro/rls.py).
+_conn_max_age = env.str("CONN_MAX_AGE", default="")
+DATABASES["default"]["CONN_MAX_AGE"] = int(_conn_max_age) if _conn_max_age else (0 if DEBUG else 60)
 # With persistent connections, check a reused connection before a request: after a
 # database restart the first request of an idle worker would otherwise fail.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
