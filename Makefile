@@ -14,7 +14,7 @@ endif
 endif
 export DEBUG ?= 1
 
-.PHONY: install run worker migrate serve backup restore test fuzz lint stop-db dbshell clean
+.PHONY: install run worker migrate serve backup restore test fuzz bench lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,14 @@ test: install
 # (printed with any failure): FUZZ_SEED=<n> replays a run, FUZZ_EXAMPLES=<n> sets the budget.
 fuzz: install
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED=$${FUZZ_SEED:-random} $(PY) -m pytest tests/fuzz
+
+# The performance benchmark (README, "Performance"): 10k and 1M generations in benchmark
+# databases on the same server (loaded once, then reused), the app under gunicorn with the
+# production settings against a psycopg-only baseline, driven by locust over loopback.
+# Prints every target with PASS/FAIL and writes bench/results.json. ARGS=--smoke: the tiny
+# run the tests do; ARGS=--drop-data: remove the benchmark databases afterwards.
+bench: install
+	$(MANAGE) bench $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

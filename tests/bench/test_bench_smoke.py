@@ -1,0 +1,96 @@
+"""`manage.py bench --smoke`: the whole benchmark, tiny, so it cannot rot.
+
+Real databases on the configured server, real gunicorn servers (production settings),
+real locust. The speed targets are not enforced at this size; everything that says the
+benchmark measures the right thing is: the baseline answers the same JSON, statements per
+request do not grow with the page, POSTs all succeed and the credit books balance, the
+page and explore queries use their indexes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from django.conf import settings
+
+from velro.bench.runner import connection_kwargs
+
+TARGETS = {
+    "get_throughput_vs_baseline",
+    "baseline_same_json",
+    "rls_overhead",
+    "scale_first_page",
+    "scale_deep_page",
+    "page_plans_use_index",
+    "queries_constant",
+    "post_throughput",
+    "post_errors",
+    "post_books",
+    "explore_p95",
+    "explore_index",
+}
+CORRECTNESS = {
+    "baseline_same_json",
+    "page_plans_use_index",
+    "queries_constant",
+    "post_errors",
+    "post_books",
+    "explore_index",
+}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    output = tmp_path_factory.mktemp("bench") / "results.json"
+    env = {**os.environ, "DEBUG": "1"}
+    process = subprocess.run(
+        [sys.executable, "manage.py", "bench", "--smoke", "--output", str(output)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return process, output
+
+
+def test_the_smoke_run_succeeds_and_prints_every_target(smoke):
+    process, _ = smoke
+    assert process.returncode == 0, process.stdout[-4000:] + process.stderr[-4000:]
+    assert "all targets PASS (smoke: correctness only)" in process.stdout
+    for word in ("PASS", "peak worker memory", "EXPLAIN (ANALYZE, BUFFERS)", "generations_user_created_idx"):
+        assert word in process.stdout
+
+
+def test_results_hold_every_target_with_a_measured_value(smoke):
+    process, output = smoke
+    assert process.returncode == 0, process.stdout[-4000:]
+    results = json.loads(output.read_text())
+    assert results["mode"] == "smoke"
+    targets = {t["key"]: t for t in results["targets"]}
+    assert set(targets) == TARGETS
+    for key, target in targets.items():
+        assert target["measured"], key
+        assert target["enforced"] == (key in CORRECTNESS), key
+        if key in CORRECTNESS:
+            assert target["passed"], target
+    for name, run in results["runs"].items():
+        assert run["requests"] > 0, name
+        assert run["p50"] > 0 and run["p99"] >= run["p95"] >= run["p50"], name
+    assert results["runs"]["POST generations 1m"]["errors"] == 0
+    queries = results["queries_per_request"]["large"]
+    assert queries["10"] == queries["50"] == queries["100"] > 0
+    assert results["baseline_queries_per_request"] >= 1
+    assert all(mb > 10 for mb in results["peak_worker_rss_mb"].values())
+    assert results["explore"]["index_scans"] > 0 and results["explore"]["seq_scans"] == 0
+    assert results["machine"]["cpus"] >= 1 and results["machine"]["postgresql"]
+
+
+def test_the_smoke_databases_are_dropped(smoke):
+    process, _ = smoke
+    with psycopg.connect(**connection_kwargs("postgres"), autocommit=True) as conn:
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
+    assert not [name for name in names if "_bench_smoke_" in name and name.endswith(f"_{process.pid}")]

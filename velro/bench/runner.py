@@ -1,0 +1,840 @@
+"""``manage.py bench`` (``make bench``): load data, serve the app, measure, report.
+
+One run:
+
+1. **Data.** Two benchmark databases on the configured server, ``<name>_bench_10k`` and
+   ``<name>_bench_1m`` (``…_bench_smoke_*`` with ``--smoke``), migrated like production
+   and filled by velro/bench/datasets.py with set-based SQL. A database whose marker says
+   it holds the data set is reused.
+2. **Probes, in this process.** Through Django's test client on each benchmark database:
+   SQL statements per request at three page sizes, the cursor of a page deep in a heavy
+   user's history, ``EXPLAIN (ANALYZE, BUFFERS)`` of the page queries Django ran (under
+   the same role and claims), and which index explore used.
+3. **Load.** gunicorn with the production settings (``velro.wsgi``), the same app with the
+   RLS role switch disabled (a bench-only setting), the app on the small data set, and
+   the baseline (velro/bench/baseline.py: psycopg only, same SQL, same role and claims,
+   same JSON) — each driven by locust in headless mode over loopback for a bounded time
+   and number of requests.
+4. **Checks and report.** The credit invariant for every person after the POST run; a
+   table of every target with its measured value and PASS/FAIL; ``bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+import psycopg
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+
+from velro.bench import datasets
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+TX_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "ROLLBACK TO")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much load: the full benchmark, or the smoke run CI uses so it cannot rot."""
+
+    small: str
+    large: str
+    deep_rows: int  # the "deep" page starts after this many rows of a heavy user
+    warmup_s: float
+    throughput_s: float
+    latency_s: float
+    post_s: float
+    max_requests: int
+    get_clients: int
+    post_clients: int
+    explore_clients: int
+
+
+FULL = Profile("10k", "1m", 4_000, 2, 12, 8, 20, 60_000, 16, 32, 4)
+SMOKE = Profile("smoke-small", "smoke-large", 250, 0.5, 2, 1.5, 3, 2_000, 4, 8, 2)
+
+
+@dataclass
+class Run:
+    """One locust run against one server."""
+
+    name: str
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    rps: float
+    p50: float
+    p95: float
+    p99: float
+    error_samples: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict:
+        data = asdict(self)
+        data.pop("latencies")
+        return data
+
+
+@dataclass
+class Target:
+    key: str
+    label: str
+    goal: str
+    measured: str
+    passed: bool
+    enforced: bool = True
+    detail: str = ""
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def combine(name: str, runs: list[Run]) -> Run:
+    latencies = [x for run in runs for x in run.latencies]
+    requests = sum(run.requests for run in runs)
+    seconds = sum(run.seconds for run in runs)
+    return Run(
+        name,
+        runs[0].clients,
+        requests,
+        sum(run.errors for run in runs),
+        seconds,
+        requests / seconds if seconds else 0.0,
+        percentile(latencies, 50),
+        percentile(latencies, 95),
+        percentile(latencies, 99),
+        [e for run in runs for e in run.error_samples][:10],
+        latencies,
+    )
+
+
+# --- databases ------------------------------------------------------------------------
+
+
+def connection_kwargs(dbname: str) -> dict:
+    params = dict(connection.get_connection_params())
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    params.pop("server_side_binding", None)
+    params["dbname"] = dbname
+    return params
+
+
+def child_database_env(dbname: str) -> dict[str, str]:
+    """DATABASE_URL (and PGHOST for a Unix socket) for a child process on ``dbname``."""
+    s = connection.settings_dict
+    user = quote(s.get("USER") or "", safe="")
+    password = quote(str(s.get("PASSWORD") or ""), safe="")
+    host, port = s.get("HOST") or "", str(s.get("PORT") or "")
+    env = {}
+    if host.startswith("/"):
+        env["PGHOST"] = host  # Django leaves host empty, libpq takes PGHOST
+        if port:
+            env["PGPORT"] = port
+        location = ""
+    else:
+        location = host + (f":{port}" if port else "")
+    credentials = user + (f":{password}" if password else "")
+    env["DATABASE_URL"] = f"postgres://{credentials}@{location}/{dbname}"
+    sslmode = (s.get("OPTIONS") or {}).get("sslmode")
+    if sslmode:
+        env["DATABASE_URL"] += f"?sslmode={sslmode}"
+    return env
+
+
+@contextlib.contextmanager
+def on_database(dbname: str):
+    """Point this process's default connection at ``dbname`` for the block."""
+    from django.contrib.contenttypes.models import ContentType
+
+    original = connection.settings_dict["NAME"]
+    connection.close()
+    connection.settings_dict["NAME"] = dbname
+    ContentType.objects.clear_cache()
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = original
+        ContentType.objects.clear_cache()
+
+
+def first_difference(a, b, path: str = "") -> str:
+    """Where two JSON values first differ, for the report."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key, ...) != b.get(key, ...):
+                return first_difference(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return first_difference(x, y, f"{path}[{i}]")
+    return f"{path or '<root>'}: app {str(a)[:80]!r} ≠ baseline {str(b)[:80]!r}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- servers --------------------------------------------------------------------------
+
+
+class Server:
+    """gunicorn (gunicorn.conf.py: the production configuration) serving ``app``."""
+
+    def __init__(self, name: str, app: str, env: dict[str, str], log_dir: Path, ready_path: str, ready_status: int):
+        self.name, self.app, self.env = name, app, env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"{name}.log"
+        self.ready_path, self.ready_status = ready_path, ready_status
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"), self.app],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.process.returncode}); see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if status == self.ready_status and len(self.worker_pids()) >= self.expected_workers():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s; see {self.log_path}")
+
+    def expected_workers(self) -> int:
+        return int(self.env.get("WEB_CONCURRENCY") or 0) or min(2 * os.cpu_count() + 1, 12)
+
+    def worker_pids(self) -> list[int]:
+        if self.process is None:
+            return []
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                pids.append(int(entry.name))
+        return pids
+
+    def peak_worker_rss_mb(self) -> float:
+        """The largest peak resident set (VmHWM) among the workers, in MiB."""
+        peak = 0
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        return peak / 1024
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+# --- the benchmark --------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, *, smoke: bool, output: Path, keep_data: bool, out, style):
+        self.profile = SMOKE if smoke else FULL
+        self.smoke = smoke
+        self.output = output
+        self.keep_data = keep_data
+        self.out, self.style = out, style
+        self.base_name = connection.settings_dict["NAME"]
+        suffix = {"10k": "10k", "1m": "1m", "smoke-small": "smoke_small", "smoke-large": "smoke_large"}
+        # Smoke runs (the tests) get names of their own: two test runs may share a server.
+        unique = f"_{os.getpid()}" if smoke else ""
+        self.db = {
+            key: f"{self.base_name}_bench_{suffix[spec]}{unique}"
+            for key, spec in (("small", self.profile.small), ("large", self.profile.large))
+        }
+        self.spec = {"small": datasets.SPECS[self.profile.small], "large": datasets.SPECS[self.profile.large]}
+        self.workdir = Path(tempfile.mkdtemp(prefix="velro-bench-"))
+        self.runs: dict[str, Run] = {}
+        self.probe: dict[str, dict] = {}
+        self.servers: dict[str, Server] = {}
+        self.started = time.monotonic()
+
+    # -- output
+
+    def say(self, message: str) -> None:
+        self.out.write(f"[{time.monotonic() - self.started:6.1f} s] {message}")
+        self.out.flush()
+
+    # -- 1. data
+
+    def prepare(self, key: str) -> None:
+        name, spec = self.db[key], self.spec[key]
+        admin = connection_kwargs(self.base_name)
+        with psycopg.connect(**admin, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists:
+            with psycopg.connect(**connection_kwargs(name)) as conn:
+                loaded = datasets.is_loaded(conn, spec)
+            if loaded:
+                self.say(f"{name}: data set {spec.name} present, reused")
+                return
+            self.say(f"{name}: incomplete or older data set, recreating")
+            with psycopg.connect(**admin, autocommit=True) as conn:
+                conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+        with psycopg.connect(**admin, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        self.say(f"{name}: created, migrating")
+        env = {**os.environ, **child_database_env(name), "DEBUG": "1"}
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            check=True,
+        )
+        self.say(f"{name}: loading data set {spec.name}")
+        t0 = time.monotonic()
+        with psycopg.connect(**connection_kwargs(name)) as conn:
+            datasets.load(conn, spec, progress=lambda line: self.say(f"  {line}"))
+        self.say(f"{name}: loaded in {time.monotonic() - t0:.1f} s")
+
+    def drop(self, key: str) -> None:
+        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(self.db[key]))
+            )
+
+    # -- tokens
+
+    def token(self, user_id, email: str) -> str:
+        from accounts.models import User
+        from accounts.tokens import AccessToken
+
+        return str(AccessToken.for_user(User(id=user_id, email=email)))
+
+    def people(self, key: str, emails: list[str]) -> list[tuple]:
+        with psycopg.connect(**connection_kwargs(self.db[key])) as conn:
+            rows = conn.execute("SELECT id, email FROM auth.users WHERE email = ANY(%s)", [emails]).fetchall()
+        order = {email: i for i, email in enumerate(emails)}
+        return sorted(rows, key=lambda row: order[row[1]])
+
+    # -- 2. probes
+
+    def probe_database(self, key: str) -> dict:
+        from generations.models import AIModel
+
+        spec = self.spec[key]
+        heavy = self.people(key, datasets.heavy_user_emails(spec))
+        user_id, email = heavy[0]
+        result: dict = {"heavy_users": [[str(i), e] for i, e in heavy]}
+        with on_database(self.db[key]), override_settings(ALLOWED_HOSTS=["*"]):
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {self.token(user_id, email)}", HTTP_HOST="127.0.0.1")
+
+            def statements(path: str) -> tuple[list[str], dict]:
+                with CaptureQueriesContext(connection) as captured:
+                    response = client.get(path)
+                if response.status_code != 200:
+                    raise RuntimeError(f"probe {path}: {response.status_code} {response.content[:300]!r}")
+                sql = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(TX_STATEMENTS)]
+                return sql, response.json()
+
+            result["queries"] = {}
+            for size in (10, 50, 100):
+                sql, body = statements(f"/api/v1/generations?page_size={size}")
+                result["queries"][str(size)] = len(sql)
+                if size == 50:
+                    result["first_page_sql"] = next(s for s in sql if 'FROM "generations"' in s)
+                    result["first_page_ids"] = [row["id"] for row in body["results"]]
+
+            # Walk the cursor to the deep page, as a client would.
+            path, seen = "/api/v1/generations", 0
+            while seen < self.profile.deep_rows:
+                _, body = statements(path)
+                seen += len(body["results"])
+                parts = urlsplit(body["next"])
+                path = f"{parts.path}?{parts.query}"
+            deep_sql, _ = statements(path)
+            result["deep_path"] = path
+            result["deep_sql"] = next(s for s in deep_sql if 'FROM "generations"' in s)
+
+            # The plans, under the same role and claims as the request.
+            claims = json.dumps({"sub": str(user_id), "role": "authenticated", "email": email, "aud": "authenticated"})
+            from velro.rls import transaction_role
+
+            result["plans"] = {}
+            for name in ("first_page_sql", "deep_sql"):
+                with transaction.atomic(), transaction_role("authenticated", claims) as cursor:
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + result[name])
+                    result["plans"][name] = "\n".join(row[0] for row in cursor.fetchall())
+
+            if key == "large":
+                result["explore"] = self.probe_explore(client)
+            model = AIModel.objects.filter(is_active=True, kind="image").order_by("credits_cost", "id").first()
+            result["post_model"] = model.pk
+        return result
+
+    def probe_explore(self, client) -> dict:
+        """Which index explore used, counted by PostgreSQL itself during the real request."""
+        query = explore_word()
+        counters = (
+            "SELECT pg_stat_get_xact_numscans('public.style_stacks_search_gin'::regclass), "
+            "pg_stat_get_xact_numscans('public.style_stacks'::regclass)"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(counters)
+            index_before, seq_before = cursor.fetchone()
+            response = client.get(f"/api/v1/style-stacks/explore?q={query}")
+            cursor.execute(counters)
+            index_after, seq_after = cursor.fetchone()
+            cursor.execute(
+                "EXPLAIN (ANALYZE, BUFFERS) SELECT s.id, count(*) OVER () FROM public.style_stacks AS s "
+                "WHERE s.visibility = 'public' AND s.search_vector @@ websearch_to_tsquery('english', %s) "
+                "ORDER BY s.is_featured DESC, s.usage_count DESC, s.created_at DESC, s.id DESC LIMIT 50",
+                [query],
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        body = response.json()
+        return {
+            "q": query,
+            "status": response.status_code,
+            "count": body.get("count"),
+            "index_scans": index_after - index_before,
+            "seq_scans": seq_after - seq_before,
+            "plan": plan,
+        }
+
+    # -- 3. load
+
+    def load(self, server: Server, name: str, method: str, entries: list[dict], clients: int, seconds: float,
+             expect=(200,), record=True) -> Run:  # fmt: skip
+        plan_path = self.workdir / f"{name}.plan.json"
+        samples_path = self.workdir / f"{name}.samples.json"
+        plan = {
+            "name": name,
+            "method": method,
+            "requests": entries,
+            "max_requests": self.profile.max_requests,
+            "expect": list(expect),
+            "samples_file": str(samples_path),
+        }
+        plan_path.write_text(json.dumps(plan))
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+            "-u", str(clients), "-r", str(clients), "-t", f"{max(1, round(seconds))}s", "--stop-timeout", "0",
+            "--host", server.url, "--exit-code-on-error", "0", "--loglevel", "WARNING",
+        ]  # fmt: skip
+        with open(self.workdir / f"{name}.locust.log", "wb") as log:
+            subprocess.run(cmd, env={**os.environ, "BENCH_PLAN": str(plan_path)}, stdout=log, stderr=subprocess.STDOUT,
+                           check=True, timeout=seconds + 120)  # fmt: skip
+        data = json.loads(samples_path.read_text())
+        samples = data["samples"]
+        allowed = set(data["expect"])
+        errors = sum(1 for _, _, status in samples if status not in allowed)
+        latencies = [ms for _, ms, _ in samples]
+        if samples:
+            begin = min(start for start, _, _ in samples)
+            end = max(start + ms / 1000 for start, ms, _ in samples)
+            span = max(end - begin, 1e-9)
+        else:
+            span = seconds
+        run = Run(
+            name,
+            clients,
+            len(samples),
+            errors,
+            span,
+            len(samples) / span,
+            percentile(latencies, 50),
+            percentile(latencies, 95),
+            percentile(latencies, 99),
+            data["errors"][:10],
+            latencies,
+        )
+        if record:
+            self.runs[name] = run
+            self.say(
+                f"{name:<26} {run.requests:>6} req  {run.rps:8.1f} req/s  p50 {run.p50:7.2f} ms  "
+                f"p95 {run.p95:7.2f} ms  p99 {run.p99:7.2f} ms  errors {run.errors}"
+            )
+        return run
+
+    def warm(self, server: Server, method: str, entries: list[dict], clients: int, expect=(200,)) -> None:
+        self.load(server, f"warmup-{server.name}", method, entries, clients, self.profile.warmup_s, expect, False)
+
+    # -- the whole run
+
+    def run(self) -> int:
+        self.say(f"benchmark ({'smoke' if self.smoke else 'full'}) in {self.workdir}")
+        for key in ("small", "large"):
+            self.prepare(key)
+        try:
+            return self.measure()
+        finally:
+            for server in self.servers.values():
+                server.stop()
+            if not self.keep_data:
+                for key in ("small", "large"):
+                    self.drop(key)
+                self.say("benchmark databases dropped")
+
+    def measure(self) -> int:
+        p = self.profile
+        for key in ("small", "large"):
+            self.say(f"probing {self.db[key]} (queries per request, deep cursor, plans)")
+            self.probe[key] = self.probe_database(key)
+
+        secret = secrets.token_urlsafe(48)
+        common = {
+            "DEBUG": "0",
+            "SECRET_KEY": secret,
+            "JWT_SIGNING_KEY": settings.SIMPLE_JWT["SIGNING_KEY"],
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "GUNICORN_MAX_REQUESTS": "0",  # no worker recycling in the middle of a measurement
+            "PASSWORD_BREACH_CHECK": "0",
+        }
+        self.servers = {
+            "app": Server(
+                "app", "velro.wsgi:application", {**common, **child_database_env(self.db["large"])},
+                self.workdir, "/api/v1/health", 200,
+            ),
+            "app-no-rls": Server(
+                "app-no-rls", "velro.wsgi:application",
+                {**common, **child_database_env(self.db["large"]), "VELRO_BENCH_DISABLE_ROLE_SWITCH": "1"},
+                self.workdir, "/api/v1/health", 200,
+            ),
+            "app-10k": Server(
+                "app-10k", "velro.wsgi:application", {**common, **child_database_env(self.db["small"])},
+                self.workdir, "/api/v1/health", 200,
+            ),
+            "baseline": Server(
+                "baseline", "velro.bench.baseline:application",
+                {
+                    **common,
+                    "BASELINE_DATABASE_URL": psycopg.conninfo.make_conninfo(**connection_kwargs(self.db["large"])),
+                    "BASELINE_JWT_KEY": settings.SIMPLE_JWT["SIGNING_KEY"],
+                },
+                self.workdir, "/api/v1/generations", 401,
+            ),
+        }  # fmt: skip
+        for server in self.servers.values():
+            server.start()
+        for server in self.servers.values():
+            server.wait_ready()
+        self.say("servers up: " + ", ".join(f"{s.name} {s.url}" for s in self.servers.values()))
+
+        large, small = self.probe["large"], self.probe["small"]
+        heavy_large = [self.entry("/api/v1/generations", *row) for row in large["heavy_users"]]
+        heavy_small = [self.entry("/api/v1/generations", *row) for row in small["heavy_users"]]
+        deep_large = [self.entry(large["deep_path"], *large["heavy_users"][0])]
+        deep_small = [self.entry(small["deep_path"], *small["heavy_users"][0])]
+        app, no_rls, app10k, baseline = (self.servers[k] for k in ("app", "app-no-rls", "app-10k", "baseline"))
+
+        same_json = self.compare_json(app, baseline, heavy_large[0], deep_large[0])
+
+        # Throughput: the app against the baseline, the same heavy users, the same load.
+        for server in (baseline, app):
+            self.warm(server, "GET", heavy_large, p.get_clients)
+        self.load(baseline, "baseline GET 1m", "GET", heavy_large, p.get_clients, p.throughput_s)
+        self.load(app, "app GET 1m", "GET", heavy_large, p.get_clients, p.throughput_s)
+
+        # Latency, one client: RLS on/off alternated; 1M against 10k, first and deep page.
+        for server in (no_rls, app10k):
+            self.warm(server, "GET", heavy_large if server is no_rls else heavy_small, 1)
+        rls_on, rls_off = [], []
+        for round_ in (1, 2):
+            rls_on.append(self.load(app, f"rls on #{round_}", "GET", heavy_large[:1], 1, p.latency_s / 2))
+            rls_off.append(self.load(no_rls, f"rls off #{round_}", "GET", heavy_large[:1], 1, p.latency_s / 2))
+        self.runs["rls on"] = combine("rls on", rls_on)
+        self.runs["rls off"] = combine("rls off", rls_off)
+        self.load(app10k, "first page 10k", "GET", heavy_small[:1], 1, p.latency_s)
+        self.load(app, "first page 1m", "GET", heavy_large[:1], 1, p.latency_s)
+        self.load(app10k, "deep page 10k", "GET", deep_small, 1, p.latency_s)
+        self.load(app, "deep page 1m", "GET", deep_large, 1, p.latency_s)
+
+        # Explore over the public stacks.
+        word = large["explore"]["q"]
+        explore = [self.entry(f"/api/v1/style-stacks/explore?q={word}", *row) for row in large["heavy_users"]]
+        self.warm(app, "GET", explore, p.explore_clients)
+        self.load(app, "explore q 1m", "GET", explore, p.explore_clients, p.latency_s)
+
+        # The hottest write: 32 people creating generations at once.
+        post = self.post_entries(large["post_model"], p.post_clients)
+        books_before = self.books(post)
+        self.warm(app, "POST", post, p.post_clients, expect=(201,))
+        self.load(app, "POST generations 1m", "POST", post, p.post_clients, p.post_s, expect=(201,))
+        books_after = self.books(post)
+        memory = {name: round(server.peak_worker_rss_mb(), 1) for name, server in self.servers.items()}
+
+        targets = self.targets(same_json, books_before, books_after)
+        return self.report(targets, memory)
+
+    def entry(self, path: str, user_id: str, email: str, body=None) -> dict:
+        return {"path": path, "token": self.token(user_id, email), "body": body}
+
+    def post_entries(self, model: str, clients: int) -> list[dict]:
+        people = self.people("large", datasets.light_user_emails(self.spec["large"], clients))
+        with psycopg.connect(**connection_kwargs(self.db["large"])) as conn:
+            for user_id, _ in people:
+                conn.execute(
+                    "SELECT public.credits_apply(%s, 1000000, 'grant', 'benchmark: POST generations')", [user_id]
+                )
+        body = {"ai_model": model, "prompt": "a lighthouse on a cliff at dusk, volumetric fog, long exposure"}
+        return [self.entry("/api/v1/generations", str(user_id), email, body) for user_id, email in people]
+
+    def books(self, entries: list[dict]) -> dict:
+        """Generations, charges and the credit invariant of the POST people, from SQL."""
+        from credits.selectors import credits_invariant_violations
+
+        with on_database(self.db["large"]):
+            violations = credits_invariant_violations()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*), coalesce(sum(g.credits_charged), 0) FROM public.generations AS g "
+                    "JOIN auth.users AS u ON u.id = g.user_id WHERE u.email = ANY(%s)",
+                    [datasets.light_user_emails(self.spec["large"], len(entries))],
+                )
+                generations, charged = cursor.fetchone()
+                cursor.execute(
+                    "SELECT coalesce(-sum(t.amount), 0), coalesce(sum(p.credits_balance), 0) "
+                    "FROM public.credit_transactions AS t JOIN public.users AS p ON p.id = t.user_id "
+                    "WHERE t.type = 'usage' AND p.email = ANY(%s)",
+                    [datasets.light_user_emails(self.spec["large"], len(entries))],
+                )
+                spent, _ = cursor.fetchone()
+                cursor.execute(
+                    "SELECT coalesce(sum(credits_balance), 0) FROM public.users WHERE email = ANY(%s)",
+                    [datasets.light_user_emails(self.spec["large"], len(entries))],
+                )
+                (balance,) = cursor.fetchone()
+        return {
+            "violations": len(violations),
+            "generations": generations,
+            "charged": int(charged),
+            "spent": int(spent),
+            "balance": int(balance),
+        }
+
+    def compare_json(self, app: Server, baseline: Server, *entries: dict) -> dict:
+        """The baseline must answer exactly what the app answers, or it bounds nothing."""
+        mismatches = []
+        for entry in entries:
+            bodies = []
+            for server in (app, baseline):
+                request = urllib.request.Request(
+                    server.url + entry["path"], headers={"Authorization": f"Bearer {entry['token']}"}
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    # Absolute URLs carry each server's own address: compare them without it.
+                    body = json.loads(response.read().decode().replace(server.url, "http://server"))
+                # Links carry each server's own host and port; compare the cursors.
+                for link in ("next", "previous"):
+                    if body.get(link):
+                        body[link] = parse_qs(urlsplit(body[link]).query)
+                bodies.append(body)
+            if bodies[0] != bodies[1]:
+                mismatches.append(f"{entry['path']}: {first_difference(bodies[0], bodies[1])}")
+        return {"compared": [e["path"] for e in entries], "mismatches": mismatches}
+
+    # -- 4. targets and report
+
+    def targets(self, same_json: dict, before: dict, after: dict) -> list[Target]:
+        r, smoke = self.runs, self.smoke
+        large = self.probe["large"]
+        ratio = r["app GET 1m"].rps / r["baseline GET 1m"].rps
+        rls = r["rls on"].p50 / r["rls off"].p50
+        first = r["first page 1m"].p50 / r["first page 10k"].p50
+        deep = r["deep page 1m"].p50 / r["deep page 10k"].p50
+        queries = [self.probe["large"]["queries"][k] for k in ("10", "50", "100")]
+        post = r["POST generations 1m"]
+        created = after["generations"] - before["generations"]
+        charged = after["charged"] - before["charged"]
+        spent = after["spent"] - before["spent"]
+        balance_drop = before["balance"] - after["balance"]
+        books_ok = after["violations"] == 0 and charged == spent == balance_drop
+        explore = r["explore q 1m"]
+        ex = large["explore"]
+        stacks = self.spec["large"].public_stacks
+        plans_ok = all(
+            "generations_user_created_idx" in plan and "Seq Scan" not in plan for plan in large["plans"].values()
+        )
+        return [
+            Target("get_throughput_vs_baseline", "GET generations (heavy user, 50/page): app ÷ baseline req/s",
+                   "≥ 0.40", f"{ratio:.2f}", ratio >= 0.40, not smoke,
+                   f"app {r['app GET 1m'].rps:.0f} req/s, baseline {r['baseline GET 1m'].rps:.0f} req/s, "
+                   f"{self.profile.get_clients} clients"),
+            Target("baseline_same_json", "baseline answers the same JSON as the app", "identical",
+                   "identical" if not same_json["mismatches"] else f"differs: {same_json['mismatches']}",
+                   not same_json["mismatches"], True, "first page and the deep page"),
+            Target("rls_overhead", "same endpoint, RLS on ÷ role switch off (p50 latency)", "≤ 1.10",
+                   f"{rls:.3f}", rls <= 1.10, not smoke,
+                   f"on {r['rls on'].p50:.2f} ms, off {r['rls off'].p50:.2f} ms, 1 client"),
+            Target("scale_first_page", "first page p50 latency: 1M rows ÷ 10k rows", "≤ 1.5", f"{first:.2f}",
+                   first <= 1.5, not smoke,
+                   f"1M {r['first page 1m'].p50:.2f} ms, 10k {r['first page 10k'].p50:.2f} ms"),
+            Target("scale_deep_page", f"page after row {self.profile.deep_rows:,} (cursor): 1M ÷ 10k", "≤ 1.5",
+                   f"{deep:.2f}", deep <= 1.5, not smoke,
+                   f"1M {r['deep page 1m'].p50:.2f} ms, 10k {r['deep page 10k'].p50:.2f} ms"),
+            Target("page_plans_use_index", "page queries: index scan on (user, created_at, id), no seq scan/sort",
+                   "index scan", "index scan" if plans_ok else "see plans", plans_ok, True),
+            Target("queries_constant", "SQL statements per request at page_size 10/50/100", "equal",
+                   "/".join(map(str, queries)), len(set(queries)) == 1, True),
+            Target("post_throughput", f"POST generations, {self.profile.post_clients} clients (req/s)", "≥ 300",
+                   f"{post.rps:.0f}", post.rps >= 300, not smoke, f"{post.requests} created in {post.seconds:.1f} s"),
+            Target("post_errors", "POST generations errors", "0", str(post.errors), post.errors == 0, True,
+                   "; ".join(post.error_samples[:3])),
+            Target("post_books", "after the POST run: balance invariant for every person, charges = ledger",
+                   "holds", "holds" if books_ok else "BROKEN", books_ok, True,
+                   f"{created} generations, {charged} credits charged, ledger usage {spent}, "
+                   f"balances down {balance_drop}, invariant violations {after['violations']}"),
+            Target("explore_p95", f"explore?q= over {stacks:,} public stacks, p95", "< 50 ms",
+                   f"{explore.p95:.1f} ms", explore.p95 < 50, not smoke,
+                   f"q={ex['q']!r} matched {ex['count']} stacks, {self.profile.explore_clients} clients"),
+            Target("explore_index", "explore used the full-text GIN index, no seq scan", "index scan",
+                   f"index scans {ex['index_scans']}, seq scans {ex['seq_scans']}",
+                   ex["index_scans"] > 0 and ex["seq_scans"] == 0, True),
+        ]  # fmt: skip
+
+    def report(self, targets: list[Target], memory: dict) -> int:
+        width = max(len(t.label) for t in targets)
+        lines = [
+            "",
+            f"{'target':<{width}}  {'goal':>10}  {'measured':>12}  result",
+            f"{'-' * width}  {'-' * 10}  {'-' * 12}  ------",
+        ]
+        for t in targets:
+            verdict = ("PASS" if t.passed else "FAIL") + ("" if t.enforced else " (smoke: not enforced)")
+            lines.append(f"{t.label:<{width}}  {t.goal:>10}  {t.measured:>12}  {verdict}")
+            if t.detail:
+                lines.append(f"{'':<{width}}    {t.detail}")
+        lines.append("peak worker memory (VmHWM, MiB): " + ", ".join(f"{name} {mb:.0f}" for name, mb in memory.items()))
+        self.out.write("\n".join(lines))
+        for name in ("first_page_sql", "deep_sql"):
+            self.out.write(f"\nEXPLAIN (ANALYZE, BUFFERS), 1M, {name}:\n{self.probe['large']['plans'][name]}")
+        results = {
+            "version": 1,
+            "mode": "smoke" if self.smoke else "full",
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - self.started, 1),
+            "machine": machine(),
+            "data_sets": {key: asdict(spec) for key, spec in self.spec.items()},
+            "targets": [asdict(t) for t in targets],
+            "runs": {name: run.summary() for name, run in self.runs.items()},
+            "queries_per_request": {key: probe["queries"] for key, probe in self.probe.items()},
+            "baseline_queries_per_request": self.baseline_query_count(),
+            "peak_worker_rss_mb": memory,
+            "plans": {key: probe["plans"] for key, probe in self.probe.items()},
+            "explore": self.probe["large"]["explore"],
+        }
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        self.say(f"results written to {self.output}")
+        failed = [t.key for t in targets if t.enforced and not t.passed]
+        if failed:
+            self.out.write(self.style.ERROR("FAILED: " + ", ".join(failed)))
+            return 1
+        self.out.write(self.style.SUCCESS("all targets PASS" + (" (smoke: correctness only)" if self.smoke else "")))
+        return 0
+
+    def baseline_query_count(self) -> int | None:
+        server = self.servers.get("baseline")
+        probe = self.probe["large"]
+        request = urllib.request.Request(
+            server.url + "/api/v1/generations",
+            headers={"Authorization": f"Bearer {self.token(*probe['heavy_users'][0])}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            value = response.headers.get("X-Query-Count")
+        return int(value) if value else None
+
+
+def explore_word() -> str:
+    """A word of the public stacks' text found in about 2% of them: a typical search."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM public.style_stacks WHERE visibility = 'public'")
+        (total,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT word FROM ts_stat($$SELECT search_vector FROM public.style_stacks WHERE visibility = 'public'$$) "
+            "WHERE length(word) > 3 ORDER BY abs(ndoc - %s), word LIMIT 1",
+            [max(1, total // 50)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else "noir"
+
+
+def machine() -> dict:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError):
+        memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        (server_version,) = cursor.fetchone()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory": memory,
+        "python": platform.python_version(),
+        "postgresql": server_version,
+        "platform": platform.platform(),
+    }

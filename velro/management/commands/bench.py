@@ -1,0 +1,46 @@
+"""``manage.py bench`` (``make bench``): the performance benchmark (velro/bench/runner.py).
+
+Loads the 10k and 1M data sets into benchmark databases on the configured server (kept
+and reused), serves the app with gunicorn and the production settings, drives it with
+locust over loopback beside a psycopg-only baseline, and prints every target with its
+measured value and PASS/FAIL; writes bench/results.json. Exit status 1 if a target fails.
+
+``--smoke`` is the small version CI runs: tiny data sets, seconds of load, the
+correctness targets enforced (same JSON as the baseline, constant queries, no POST
+errors, the credit books), the speed targets reported only; its databases are dropped.
+"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from velro.bench.runner import Bench
+
+
+class Command(BaseCommand):
+    help = "Benchmark the API against a psycopg-only baseline at 10k and 1M generations (make bench)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--smoke", action="store_true", help="A tiny run that checks the benchmark works (CI).")
+        parser.add_argument(
+            "--output", type=Path, default=None, help="Where to write the results (default bench/results.json)."
+        )
+        parser.add_argument(
+            "--drop-data",
+            action="store_true",
+            help="Drop the benchmark databases afterwards (--smoke always does; by default the full data is kept).",
+        )
+
+    def handle(self, *args, **opts):
+        smoke = opts["smoke"]
+        default = settings.BASE_DIR / "bench" / ("results-smoke.json" if smoke else "results.json")
+        bench = Bench(
+            smoke=smoke,
+            output=opts["output"] or default,
+            keep_data=not (smoke or opts["drop_data"]),
+            out=self.stdout,
+            style=self.style,
+        )
+        if bench.run() != 0:
+            raise CommandError("benchmark targets failed (see the table above)")
