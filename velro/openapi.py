@@ -1,6 +1,7 @@
 """Shared pieces of the OpenAPI description (drf-spectacular): the error shape, error
 responses with examples, and the views serving the schema and its offline UIs."""
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -139,6 +140,12 @@ class WebhookSignatureScheme(OpenApiAuthenticationExtension):
             "name": "X-Velro-Signature",
             "description": 't=<unix seconds>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>." + body)>',
         }
+
+
+class JWTScheme(SimpleJWTScheme):
+    """velro.authentication.JWTAuthentication is simplejwt's, documented the same way."""
+
+    target_class = "velro.authentication.JWTAuthentication"
 
 
 # The schema and UIs are API views under /api/ like any other, so they carry the RLS

@@ -85,6 +85,13 @@ def switch(claims: dict) -> None:
     connection.velro_rls_sub = claims.get("sub") if claims["role"] == ROLE_AUTHENTICATED else None
 
 
+def mark_switched(sub: str) -> None:
+    """Record that the transaction already runs as ``sub`` with their claims (switched
+    by velro.authentication in the statement that read the caller's row)."""
+    connection.velro_rls_active = True
+    connection.velro_rls_sub = sub
+
+
 def reset(*, commit_follows: bool = False) -> None:
     """Undo :func:`switch`. ``commit_follows``: the caller knows the transaction commits
     right after (the request's own, outermost transaction), which ends the
@@ -111,10 +118,17 @@ class RLSViewMixin:
 
     def perform_authentication(self, request):
         super().perform_authentication(request)
-        if not settings.BENCH_DISABLE_ROLE_SWITCH:  # only ever set by `make bench` (settings)
+        if settings.BENCH_DISABLE_ROLE_SWITCH:  # only ever set by `make bench` (settings)
+            return
+        user = request.user
+        switched = getattr(connection, "velro_rls_sub", None)
+        if switched is None or user is None or not user.is_authenticated or switched != str(user.pk):
             switch(claims_for(request))
 
     def dispatch(self, request, *args, **kwargs):
+        # The request's own atomic block (velro.db.translating_db_errors needs no
+        # savepoint directly inside it: an error there ends the request).
+        connection.velro_request_depth = len(connection.atomic_blocks) if connection.in_atomic_block else None
         try:
             response = super().dispatch(request, *args, **kwargs)
             # Outermost block, no savepoint: the request's own transaction (ATOMIC_REQUESTS),
@@ -124,6 +138,7 @@ class RLSViewMixin:
             return response
         finally:
             connection.velro_rls_sub = None  # whatever happened, acting_as() must not trust it
+            connection.velro_request_depth = None
 
 
 @contextlib.contextmanager

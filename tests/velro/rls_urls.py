@@ -1,5 +1,7 @@
 """Test-only URLs: the project's API plus views that deliberately forget to filter."""
 
+import json
+
 from django.urls import include, path
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -37,6 +39,20 @@ class WhoAmI(BaseAPIView):
         return Response({"role": role, "uid": uid, "claim_role": claim_role})
 
 
+class Claims(BaseAPIView):
+    """The claims the request runs with, and what the glue would have published."""
+
+    def get(self, request):
+        from django.db import connection
+
+        from velro.rls import claims_for
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT auth.jwt()::text")
+            (published,) = cursor.fetchone()
+        return Response({"published": json.loads(published), "expected": claims_for(request)})
+
+
 class UnfilteredLedgerCount(BaseAPIView):
     def get(self, request):
         return Response({"rows": CreditTransaction.objects.count()})
@@ -56,6 +72,7 @@ class FailsAfterWriting(BaseAPIView):
 urlpatterns = [
     path("api/v1/_test/profiles", UnfilteredProfiles.as_view({"get": "list"})),
     path("api/v1/_test/whoami", WhoAmI.as_view()),
+    path("api/v1/_test/claims", Claims.as_view()),
     path("api/v1/_test/ledger-count", UnfilteredLedgerCount.as_view()),
     path("api/v1/_test/fails-after-writing", FailsAfterWriting.as_view()),
     path("", include("velro.urls")),
