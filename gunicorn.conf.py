@@ -81,3 +81,14 @@ logconfig_dict = velro_logging.build_config(_log_format, loglevel.upper(), gunic
 
 chdir = str(BASE_DIR)
 wsgi_app = "velro.wsgi:application"
+
+
+def post_worker_init(worker):
+    """Once the worker has imported the app: move everything allocated so far (Django,
+    DRF, the URL conf, the OpenAPI schema's classes …) out of the garbage collector's
+    reach. Full collections then scan only what requests allocate, instead of pausing
+    on hundreds of thousands of import-time objects (measured by make bench)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
