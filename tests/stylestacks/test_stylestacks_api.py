@@ -935,3 +935,19 @@ def test_new_user_walkthrough(presets, alice, bob, carol, api_as):
     assert row(stack)["fork_count"] == 1
     assert ids(stranger.get(URL).json()) == [fork.json()["id"]]
     assert ids(you.get(URL).json()) == [str(stack.pk)]
+
+
+def test_explore_statements_do_not_grow_with_the_page_and_skip_the_documents(gallery, carol, api_as):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = api_as(carol)
+    counts = {}
+    for size in (1, 50):
+        with CaptureQueriesContext(connection) as captured:
+            body = api.get(f"/api/v1/style-stacks/explore?page_size={size}").json()
+        assert len(body["results"]) == min(size, body["count"])
+        counts[size] = len(captured.captured_queries)
+        page_query = next(q["sql"] for q in captured.captured_queries if 'FROM "style_stacks"' in q["sql"])
+        assert '"style_stacks"."style"' not in page_query and "search_vector" not in page_query
+    assert counts[1] == counts[50]
