@@ -8,7 +8,7 @@ from generations.models import AIModel, Generation
 from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
 from stylestacks.services import stylestacks_visible_to
-from velro.api import CleanJSONField, StrictInputMixin
+from velro.api import CleanJSONField, StrictInputMixin, iso_datetime
 
 REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
@@ -128,15 +128,31 @@ class GenerationSerializer(serializers.ModelSerializer):
             "error_message": g["error_message"],
             "attempts": g["attempts"],
             "is_favorite": g["is_favorite"],
-            "created_at": _iso(g["created_at"], tz),
-            "started_at": _iso(g["started_at"], tz),
-            "completed_at": _iso(g["completed_at"], tz),
+            "created_at": iso_datetime(g["created_at"], tz),
+            "started_at": iso_datetime(g["started_at"], tz),
+            "completed_at": iso_datetime(g["completed_at"], tz),
         }
 
     def get_reference_image(self, generation) -> str | None:
         if not generation.reference_image:
             return None
         return absolute(self.context.get("request"), generation.reference_image.url)
+
+
+class ActiveModelField(serializers.PrimaryKeyRelatedField):
+    """An active catalog entry by id: PrimaryKeyRelatedField's behaviour and messages, read
+    with one plain statement instead of an ORM query compiled on every POST
+    generations (make bench). The declared queryset documents it for the schema."""
+
+    _SQL = "SELECT * FROM public.ai_models WHERE id = %s AND is_active"
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        found = list(AIModel.objects.raw(self._SQL, [str(data)]))
+        if not found:
+            self.fail("does_not_exist", pk_value=data)
+        return found[0]
 
 
 class CallerScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -159,14 +175,6 @@ class CallerScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return self.scope(user)
 
 
-def _iso(value, tz):
-    """DRF's DateTimeField output: ISO 8601 in the current time zone, UTC as "Z"."""
-    if value is None:
-        return None
-    value = value.astimezone(tz).isoformat()
-    return value[:-6] + "Z" if value.endswith("+00:00") else value
-
-
 class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
     """``POST generations``: JSON, or multipart with a ``reference_image`` file."""
 
@@ -186,7 +194,7 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
         "adaptation",
     )
 
-    ai_model = serializers.PrimaryKeyRelatedField(queryset=AIModel.objects.filter(is_active=True))
+    ai_model = ActiveModelField(queryset=AIModel.objects.filter(is_active=True))
     prompt = serializers.CharField(max_length=10_000, trim_whitespace=False)
     negative_prompt = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
     parameters = CleanJSONField(required=False, default=dict)

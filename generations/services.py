@@ -123,7 +123,8 @@ def generation_create(
         if stored:
             default_storage.delete(stored)  # nothing half-written: no orphan upload
         raise
-    generation = Generation.objects.get(pk=generation_id)
+    # The row as the function wrote it (one plain statement: this runs on every POST).
+    generation = next(iter(Generation.objects.raw("SELECT * FROM public.generations WHERE id = %s", [generation_id])))
     if stored and generation.reference_image.name != stored:
         default_storage.delete(stored)  # an idempotent retry kept the first upload
     return generation

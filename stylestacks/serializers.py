@@ -1,8 +1,9 @@
+from django.utils import timezone
 from rest_framework import serializers
 
 from generations.models import AIModel
 from stylestacks.models import STACK_CATEGORY_CHOICES, StackContributor, StylePreset, StyleStack, StyleStackVersion
-from velro.api import CleanJSONField, StrictInputMixin
+from velro.api import CleanJSONField, StrictInputMixin, iso_datetime
 
 SERVER_OWNED = (
     "id",
@@ -82,6 +83,34 @@ class StyleStackListSerializer(StyleStackSerializer):
 
     class Meta(StyleStackSerializer.Meta):
         fields = [f for f in StyleStackSerializer.Meta.fields if f != "style"]
+
+    def to_representation(self, stack):
+        """What the declared fields make (tests/stylestacks/test_list_serializer.py compares
+        them), built directly: explore and the list serve 50 of these a page, and DRF's
+        per-field path was most of explore's time (make bench)."""
+        tz = timezone.get_current_timezone()
+        return {
+            "id": str(stack.id),
+            "name": stack.name,
+            "description": stack.description,
+            "tags": [str(tag) for tag in stack.tags],
+            "category": stack.category,
+            "visibility": stack.visibility,
+            "compatible_models": [str(model) for model in stack.compatible_models],
+            "version": stack.version,
+            "parent": stack.parent_id,
+            "created_from": stack.created_from,
+            "created_from_preset": stack.created_from_preset_id,
+            "usage_count": stack.usage_count,
+            "fork_count": stack.fork_count,
+            "last_used_at": iso_datetime(stack.last_used_at, tz),
+            "is_featured": stack.is_featured,
+            "is_marketplace": stack.is_marketplace,
+            "price_credits": stack.price_credits,
+            "role": self.get_role(stack),
+            "created_at": iso_datetime(stack.created_at, tz),
+            "updated_at": iso_datetime(stack.updated_at, tz),
+        }
 
 
 class ExploreInputSerializer(serializers.Serializer):

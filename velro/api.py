@@ -116,3 +116,12 @@ class CleanJSONField(serializers.JSONField):
         except ParseError as exc:
             raise serializers.ValidationError(str(exc.detail)) from exc
         return value
+
+
+def iso_datetime(value, tz):
+    """DRF's DateTimeField output, for serializers that build rows directly: ISO 8601 in
+    the current time zone ``tz``, UTC written as "Z"; None stays None."""
+    if value is None:
+        return None
+    value = value.astimezone(tz).isoformat()
+    return value[:-6] + "Z" if value.endswith("+00:00") else value
