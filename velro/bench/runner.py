@@ -246,7 +246,9 @@ class Server:
             if status == self.ready_status and len(self.worker_pids()) >= self.expected_workers():
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s; see {self.log_path}")
+        tail = self.log_path.read_text(errors="replace").splitlines()[-5:]
+        message = f"{self.name} did not become ready in {timeout:.0f} s; {self.log_path} ends:\n"
+        raise RuntimeError(message + "\n".join(tail))
 
     def expected_workers(self) -> int:
         return int(self.env.get("WEB_CONCURRENCY") or 0) or min(2 * os.cpu_count() + 1, 12)
@@ -332,7 +334,8 @@ class Bench:
             with psycopg.connect(**connection_kwargs(name)) as conn:
                 loaded = datasets.is_loaded(conn, spec)
             if loaded:
-                self.say(f"{name}: data set {spec.name} present, reused")
+                self.say(f"{name}: data set {spec.name} present, reused; applying any new migrations")
+                self.migrate(name)
                 return
             self.say(f"{name}: incomplete or older data set, recreating")
             with psycopg.connect(**admin, autocommit=True) as conn:
@@ -340,6 +343,14 @@ class Bench:
         with psycopg.connect(**admin, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
         self.say(f"{name}: created, migrating")
+        self.migrate(name)
+        self.say(f"{name}: loading data set {spec.name}")
+        t0 = time.monotonic()
+        with psycopg.connect(**connection_kwargs(name)) as conn:
+            datasets.load(conn, spec, progress=lambda line: self.say(f"  {line}"))
+        self.say(f"{name}: loaded in {time.monotonic() - t0:.1f} s")
+
+    def migrate(self, name: str) -> None:
         env = {**os.environ, **child_database_env(name), "DEBUG": "1"}
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
@@ -347,11 +358,6 @@ class Bench:
             env=env,
             check=True,
         )
-        self.say(f"{name}: loading data set {spec.name}")
-        t0 = time.monotonic()
-        with psycopg.connect(**connection_kwargs(name)) as conn:
-            datasets.load(conn, spec, progress=lambda line: self.say(f"  {line}"))
-        self.say(f"{name}: loaded in {time.monotonic() - t0:.1f} s")
 
     def drop(self, key: str) -> None:
         with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
@@ -513,6 +519,16 @@ class Bench:
             )
         return run
 
+    def compare(self, *sides: tuple[str, Server, list[dict]], rounds: int = 3) -> None:
+        """One client each, alternating sides round by round; each side's rounds pooled."""
+        pooled: dict[str, list[Run]] = {name: [] for name, _, _ in sides}
+        for round_ in range(1, rounds + 1):
+            for name, server, entries in sides:
+                seconds = self.profile.latency_s / rounds
+                pooled[name].append(self.load(server, f"{name} #{round_}", "GET", entries, 1, seconds))
+        for name, runs in pooled.items():
+            self.runs[name] = combine(name, runs)
+
     def warm(self, server: Server, method: str, entries: list[dict], clients: int, expect=(200,)) -> None:
         self.load(server, f"warmup-{server.name}", method, entries, clients, self.profile.warmup_s, expect, False)
 
@@ -596,16 +612,11 @@ class Bench:
         # Latency, one client: RLS on/off alternated; 1M against 10k, first and deep page.
         for server in (no_rls, app10k):
             self.warm(server, "GET", heavy_large if server is no_rls else heavy_small, 1)
-        rls_on, rls_off = [], []
-        for round_ in (1, 2):
-            rls_on.append(self.load(app, f"rls on #{round_}", "GET", heavy_large[:1], 1, p.latency_s / 2))
-            rls_off.append(self.load(no_rls, f"rls off #{round_}", "GET", heavy_large[:1], 1, p.latency_s / 2))
-        self.runs["rls on"] = combine("rls on", rls_on)
-        self.runs["rls off"] = combine("rls off", rls_off)
-        self.load(app10k, "first page 10k", "GET", heavy_small[:1], 1, p.latency_s)
-        self.load(app, "first page 1m", "GET", heavy_large[:1], 1, p.latency_s)
-        self.load(app10k, "deep page 10k", "GET", deep_small, 1, p.latency_s)
-        self.load(app, "deep page 1m", "GET", deep_large, 1, p.latency_s)
+        # Each pair alternates in short rounds, so drift (a checkpoint, a neighbour's
+        # load) falls on both sides; the rounds are pooled.
+        self.compare(("rls on", app, heavy_large[:1]), ("rls off", no_rls, heavy_large[:1]))
+        self.compare(("first page 10k", app10k, heavy_small[:1]), ("first page 1m", app, heavy_large[:1]))
+        self.compare(("deep page 10k", app10k, deep_small), ("deep page 1m", app, deep_large))
 
         # Explore over the public stacks.
         word = large["explore"]["q"]
