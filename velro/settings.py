@@ -103,6 +103,13 @@ else:
     DATABASES = {"default": embedded_db.ensure_running(VELRO_DATA_DIR, "velro")}
     embedded_db.add_bin_dir_to_path()
 
+# Server-side parameter binding: psycopg sends parameters apart from the SQL (no quoting
+# in Python) and prepares a statement run 5 times on a connection, so PostgreSQL stops
+# parsing and planning the hot queries on every request (make bench). Behind PgBouncer in
+# transaction mode, give it max_prepared_statements, or set DB_SERVER_SIDE_BINDING=0.
+_binding = env.bool("DB_SERVER_SIDE_BINDING") if env.str("DB_SERVER_SIDE_BINDING", default="") else True
+DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = _binding
+
 # Django's PostgreSQL backend plus schema-qualified auth.* tables (velro/db_backend).
 DATABASES["default"]["ENGINE"] = "velro.db_backend"
 # The RLS glue needs every API request inside one transaction (see velro/rls.py).
