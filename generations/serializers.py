@@ -76,28 +76,11 @@ class GenerationSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         return [{**output, "url": absolute(request, output.get("url", ""))} for output in generation.outputs or []]
 
-    # The columns to_representation reads (a list page loads only these, as dicts).
-    columns = (
-        "id",
-        "ai_model_id",
-        "project_id",
-        "parent_id",
-        "style_stack_id",
-        "preset_id",
-        "prompt",
-        "adapted_prompt",
-        "negative_prompt",
-        "parameters",
-        "reference_image",
-        "status",
-        "credits_charged",
-        "outputs",
-        "error_message",
-        "attempts",
-        "is_favorite",
-        "created_at",
-        "started_at",
-        "completed_at",
+    # The columns to_representation reads (a list page loads only these, as dicts): the
+    # fields, with the foreign keys' own columns.
+    columns = tuple(
+        f"{name}_id" if name in ("ai_model", "project", "parent", "style_stack", "preset") else name
+        for name in Meta.fields
     )
 
     def to_representation(self, generation):

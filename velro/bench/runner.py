@@ -519,13 +519,15 @@ class Bench:
             )
         return run
 
-    def compare(self, *sides: tuple[str, Server, list[dict]], rounds: int = 3) -> None:
-        """One client each, alternating sides round by round; each side's rounds pooled."""
+    def compare(self, *sides: tuple[str, Server, list[dict]], clients: int = 1, seconds: float | None = None,
+                rounds: int = 3) -> None:  # fmt: skip
+        """The sides alternate round by round (a drift of the machine falls on both);
+        each side's rounds are pooled into one run under its name."""
         pooled: dict[str, list[Run]] = {name: [] for name, _, _ in sides}
+        each = (seconds or self.profile.latency_s) / rounds
         for round_ in range(1, rounds + 1):
             for name, server, entries in sides:
-                seconds = self.profile.latency_s / rounds
-                pooled[name].append(self.load(server, f"{name} #{round_}", "GET", entries, 1, seconds))
+                pooled[name].append(self.load(server, f"{name} #{round_}", "GET", entries, clients, each))
         for name, runs in pooled.items():
             self.runs[name] = combine(name, runs)
 
@@ -606,8 +608,12 @@ class Bench:
         # Throughput: the app against the baseline, the same heavy users, the same load.
         for server in (baseline, app):
             self.warm(server, "GET", heavy_large, p.get_clients)
-        self.load(baseline, "baseline GET 1m", "GET", heavy_large, p.get_clients, p.throughput_s)
-        self.load(app, "app GET 1m", "GET", heavy_large, p.get_clients, p.throughput_s)
+        self.compare(
+            ("baseline GET 1m", baseline, heavy_large),
+            ("app GET 1m", app, heavy_large),
+            clients=p.get_clients,
+            seconds=p.throughput_s,
+        )
 
         # Latency, one client: RLS on/off alternated; 1M against 10k, first and deep page.
         for server in (no_rls, app10k):
@@ -751,7 +757,7 @@ class Bench:
                    "; ".join(post.error_samples[:3])),
             Target("post_books", "after the POST run: balance invariant for every person, charges = ledger",
                    "holds", "holds" if books_ok else "BROKEN", books_ok, True,
-                   f"{created} generations, {charged} credits charged, ledger usage {spent}, "
+                   f"{created} generations (warm-up and run), {charged} credits charged, ledger usage {spent}, "
                    f"balances down {balance_drop}, invariant violations {after['violations']}"),
             Target("explore_p95", f"explore?q= over {stacks:,} public stacks, p95", "< 50 ms",
                    f"{explore.p95:.1f} ms", explore.p95 < 50, not smoke,
