@@ -18,6 +18,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+
+def _env_or_default(cast, name, default):
+    """``cast(name)`` (an ``env`` method), an unset or empty variable meaning ``default``."""
+    return cast(name) if env.str(name, default="") else default
+
+
 DEBUG = env.bool("DEBUG", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -107,8 +113,9 @@ else:
 # in Python) and prepares a statement run 5 times on a connection, so PostgreSQL stops
 # parsing and planning the hot queries on every request (make bench). Behind PgBouncer in
 # transaction mode, give it max_prepared_statements, or set DB_SERVER_SIDE_BINDING=0.
-_binding = env.bool("DB_SERVER_SIDE_BINDING") if env.str("DB_SERVER_SIDE_BINDING", default="") else True
-DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = _binding
+DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = _env_or_default(
+    env.bool, "DB_SERVER_SIDE_BINDING", True
+)
 
 # Django's PostgreSQL backend plus schema-qualified auth.* tables (velro/db_backend).
 DATABASES["default"]["ENGINE"] = "velro.db_backend"
@@ -117,8 +124,7 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Persistent connections in production (a new PostgreSQL connection costs milliseconds per
 # request, make bench); one per request in development. SET LOCAL ends with each request's
 # transaction, so a reused connection never carries a role or claims over (velro/rls.py).
-_conn_max_age = env.str("CONN_MAX_AGE", default="")
-DATABASES["default"]["CONN_MAX_AGE"] = int(_conn_max_age) if _conn_max_age else (0 if DEBUG else 60)
+DATABASES["default"]["CONN_MAX_AGE"] = _env_or_default(env.int, "CONN_MAX_AGE", 0 if DEBUG else 60)
 # With persistent connections, check a reused connection before a request: after a
 # database restart the first request of an idle worker would otherwise fail.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -158,10 +164,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # of the password's SHA-1 are sent) and refuses a password seen at least THRESHOLD
 # times. Off, unreachable, slower than TIMEOUT seconds or answering nonsense: it checks
 # the bundled list of breached passwords instead, so sign-up never waits on the API.
-PASSWORD_BREACH_CHECK = env.bool("PASSWORD_BREACH_CHECK") if env.str("PASSWORD_BREACH_CHECK", default="") else True
+PASSWORD_BREACH_CHECK = _env_or_default(env.bool, "PASSWORD_BREACH_CHECK", True)
 PASSWORD_BREACH_API_URL = env.str("PASSWORD_BREACH_API_URL", default="") or "https://api.pwnedpasswords.com/range/"
-PASSWORD_BREACH_TIMEOUT = float(env.str("PASSWORD_BREACH_TIMEOUT", default="") or 2.0)
-PASSWORD_BREACH_THRESHOLD = int(env.str("PASSWORD_BREACH_THRESHOLD", default="") or 1)
+PASSWORD_BREACH_TIMEOUT = _env_or_default(env.float, "PASSWORD_BREACH_TIMEOUT", 2.0)
+PASSWORD_BREACH_THRESHOLD = _env_or_default(env.int, "PASSWORD_BREACH_THRESHOLD", 1)
 
 # Credits every new identity receives, with a matching ledger row. The number lives in
 # the trigger function public.handle_new_user() (accounts/migrations); this mirrors it
@@ -332,11 +338,6 @@ STORAGES = {
 }
 
 # --- Production security (`manage.py check --deploy`) ----------------------------------
-
-
-def _env_or_default(cast, name, default):
-    """``cast(name)`` (an ``env`` method), an unset or empty variable meaning ``default``."""
-    return cast(name) if env.str(name, default="") else default
 
 
 # On by default when DEBUG is off; each can be overridden from the environment.
