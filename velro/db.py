@@ -64,16 +64,6 @@ def _params(args) -> list:
     return [Jsonb(arg) if isinstance(arg, dict) else arg for arg in args]
 
 
-def call_table_function(name: str, *args) -> list[tuple]:
-    """``SELECT * FROM public.<name>(args…)``: the rows of a set-returning function."""
-    query = sql.SQL("SELECT * FROM {}({})").format(
-        sql.Identifier("public", name), sql.SQL(", ").join(sql.Placeholder() * len(args))
-    )
-    with translating_db_errors(), connection.cursor() as cursor:
-        cursor.execute(query.as_string(), _params(args))
-        return cursor.fetchall()
-
-
 def call_function(name: str, *args, field: str | None = None):
     """``SELECT public.<name>(args…)`` and return the value it returns (or, for a
     function returning a row, that row's ``field``)."""
