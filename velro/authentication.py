@@ -35,7 +35,6 @@ SELECT u.*,
 FROM auth.users AS u
 WHERE u.id = %s
 """
-_TOKEN_CLAIMS = ("exp", "iat", "jti", "session_id")
 
 
 class JWTAuthentication(SimpleJWTAuthentication):
@@ -48,7 +47,7 @@ class JWTAuthentication(SimpleJWTAuthentication):
             user_id = validated_token[api_settings.USER_ID_CLAIM]
         except KeyError as exc:
             raise InvalidToken("Token contained no recognizable user identification") from exc
-        extra = {key: validated_token[key] for key in _TOKEN_CLAIMS if key in validated_token.payload}
+        extra = {key: validated_token[key] for key in rls.TOKEN_CLAIMS if key in validated_token.payload}
         try:
             user_id = uuid.UUID(str(user_id))
         except ValueError as exc:  # checked here: a cast error would abort the transaction

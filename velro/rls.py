@@ -40,6 +40,8 @@ ROLE_SERVICE = "service_role"
 _SWITCH = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
 _RESET = "SELECT set_config('role', 'none', true), set_config('request.jwt.claims', '', true)"
 _READ = "SELECT current_setting('role'), coalesce(current_setting('request.jwt.claims', true), '')"
+# Copied from the access token into the published claims, beside sub/role/email/aud.
+TOKEN_CLAIMS = ("exp", "iat", "jti", "session_id")
 
 
 class RLSNotInTransaction(RuntimeError):
@@ -66,7 +68,7 @@ def claims_for(request) -> dict:
     token = request.auth
     payload = getattr(token, "payload", None)
     if isinstance(payload, dict):
-        for key in ("exp", "iat", "jti", "session_id"):
+        for key in TOKEN_CLAIMS:
             if key in payload:
                 claims[key] = payload[key]
     return claims
@@ -128,13 +130,13 @@ class RLSViewMixin:
     def dispatch(self, request, *args, **kwargs):
         # The request's own atomic block (velro.db.translating_db_errors needs no
         # savepoint directly inside it: an error there ends the request).
-        connection.velro_request_depth = len(connection.atomic_blocks) if connection.in_atomic_block else None
+        depth = connection.velro_request_depth = len(connection.atomic_blocks) if connection.in_atomic_block else None
         try:
             response = super().dispatch(request, *args, **kwargs)
-            # Outermost block, no savepoint: the request's own transaction (ATOMIC_REQUESTS),
+            # Depth 1: the request's own transaction (ATOMIC_REQUESTS) is the outermost,
             # committed as soon as the view returns. Nested (tests, callers in a
             # transaction of their own): reset, or the role would outlive the request.
-            reset(commit_follows=len(connection.atomic_blocks) == 1 and not connection.savepoint_ids)
+            reset(commit_follows=depth == 1)
             return response
         finally:
             connection.velro_rls_sub = None  # whatever happened, acting_as() must not trust it
