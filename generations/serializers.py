@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 from rest_framework import serializers
@@ -39,6 +38,15 @@ def absolute(request, url: str) -> str:
     return request.build_absolute_uri(url)
 
 
+def _outputs(request, outputs) -> list[dict]:
+    return [{**output, "url": absolute(request, output.get("url", ""))} for output in outputs or []]
+
+
+def _reference_url(request, name: str) -> str | None:
+    """The reference image's URL from its stored name, as FieldFile.url makes it."""
+    return absolute(request, Generation._meta.get_field("reference_image").storage.url(name)) if name else None
+
+
 class GenerationSerializer(serializers.ModelSerializer):
     """A generation as its owner sees it. Everything is read-only here: creation has its
     own input serializer, and the owner may only change ``is_favorite`` (an action)."""
@@ -73,8 +81,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_outputs(self, generation) -> list[dict]:
-        request = self.context.get("request")
-        return [{**output, "url": absolute(request, output.get("url", ""))} for output in generation.outputs or []]
+        return _outputs(self.context.get("request"), generation.outputs)
 
     # The columns to_representation reads (a list page loads only these, as dicts): the
     # fields, with the foreign keys' own columns.
@@ -91,8 +98,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         g = generation if isinstance(generation, dict) else {name: getattr(generation, name) for name in self.columns}
         request = self.context.get("request")
         tz = timezone.get_current_timezone()
-        reference = g["reference_image"]
-        reference = getattr(reference, "name", reference)  # a FieldFile, or its name
+        reference = getattr(g["reference_image"], "name", g["reference_image"])  # a FieldFile, or its name
         return {
             "id": str(g["id"]),
             "ai_model": g["ai_model_id"],
@@ -104,10 +110,10 @@ class GenerationSerializer(serializers.ModelSerializer):
             "adapted_prompt": g["adapted_prompt"],
             "negative_prompt": g["negative_prompt"],
             "parameters": g["parameters"],
-            "reference_image": absolute(request, default_storage.url(reference)) if reference else None,
+            "reference_image": _reference_url(request, reference),
             "status": g["status"],
             "credits_charged": g["credits_charged"],
-            "outputs": [{**output, "url": absolute(request, output.get("url", ""))} for output in g["outputs"] or []],
+            "outputs": _outputs(request, g["outputs"]),
             "error_message": g["error_message"],
             "attempts": g["attempts"],
             "is_favorite": g["is_favorite"],
@@ -117,9 +123,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         }
 
     def get_reference_image(self, generation) -> str | None:
-        if not generation.reference_image:
-            return None
-        return absolute(self.context.get("request"), generation.reference_image.url)
+        return _reference_url(self.context.get("request"), generation.reference_image.name)
 
 
 class ActiveModelField(serializers.PrimaryKeyRelatedField):
