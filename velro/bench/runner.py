@@ -637,11 +637,12 @@ class Bench:
         self.load(app, "explore q 1m", "GET", explore, p.explore_clients, p.latency_s)
 
         # The hottest write: 32 people creating generations at once.
-        post = self.post_entries(large["post_model"], p.post_clients)
-        books_before = self.books(post)
+        posters = datasets.light_user_emails(self.spec["large"], p.post_clients)
+        post = self.post_entries(large["post_model"], posters)
+        books_before = self.books(posters)
         self.warm(app, "POST", post, p.post_clients, expect=(201,))
         self.load(app, "POST generations 1m", "POST", post, p.post_clients, p.post_s, expect=(201,))
-        books_after = self.books(post)
+        books_after = self.books(posters)
         memory = {name: round(server.peak_worker_rss_mb(), 1) for name, server in self.servers.items()}
 
         targets = self.targets(same_json, books_before, books_after)
@@ -650,8 +651,8 @@ class Bench:
     def entry(self, path: str, user_id: str, email: str, body=None) -> dict:
         return {"path": path, "token": self.token(user_id, email), "body": body}
 
-    def post_entries(self, model: str, clients: int) -> list[dict]:
-        people = self.people("large", datasets.light_user_emails(self.spec["large"], clients))
+    def post_entries(self, model: str, emails: list[str]) -> list[dict]:
+        people = self.people("large", emails)
         with psycopg.connect(**connection_kwargs(self.db["large"])) as conn:
             for user_id, _ in people:
                 conn.execute(
@@ -660,31 +661,27 @@ class Bench:
         body = {"ai_model": model, "prompt": "a lighthouse on a cliff at dusk, volumetric fog, long exposure"}
         return [self.entry("/api/v1/generations", str(user_id), email, body) for user_id, email in people]
 
-    def books(self, entries: list[dict]) -> dict:
-        """Generations, charges and the credit invariant of the POST people, from SQL."""
+    def books(self, emails: list[str]) -> dict:
+        """Generations, charges, ledger usage and balances of the POST people, and the
+        credit invariant of everyone, from SQL."""
         from credits.selectors import credits_invariant_violations
 
         with on_database(self.db["large"]):
             violations = credits_invariant_violations()
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT count(*), coalesce(sum(g.credits_charged), 0) FROM public.generations AS g "
-                    "JOIN auth.users AS u ON u.id = g.user_id WHERE u.email = ANY(%s)",
-                    [datasets.light_user_emails(self.spec["large"], len(entries))],
+                    """
+                    WITH people AS (SELECT id, credits_balance FROM public.users WHERE email = ANY(%s))
+                    SELECT (SELECT count(*) FROM public.generations WHERE user_id IN (SELECT id FROM people)),
+                           (SELECT coalesce(sum(credits_charged), 0) FROM public.generations
+                             WHERE user_id IN (SELECT id FROM people)),
+                           (SELECT coalesce(-sum(amount), 0) FROM public.credit_transactions
+                             WHERE type = 'usage' AND user_id IN (SELECT id FROM people)),
+                           (SELECT coalesce(sum(credits_balance), 0) FROM people)
+                    """,
+                    [emails],
                 )
-                generations, charged = cursor.fetchone()
-                cursor.execute(
-                    "SELECT coalesce(-sum(t.amount), 0), coalesce(sum(p.credits_balance), 0) "
-                    "FROM public.credit_transactions AS t JOIN public.users AS p ON p.id = t.user_id "
-                    "WHERE t.type = 'usage' AND p.email = ANY(%s)",
-                    [datasets.light_user_emails(self.spec["large"], len(entries))],
-                )
-                spent, _ = cursor.fetchone()
-                cursor.execute(
-                    "SELECT coalesce(sum(credits_balance), 0) FROM public.users WHERE email = ANY(%s)",
-                    [datasets.light_user_emails(self.spec["large"], len(entries))],
-                )
-                (balance,) = cursor.fetchone()
+                generations, charged, spent, balance = cursor.fetchone()
         return {
             "violations": len(violations),
             "generations": generations,
