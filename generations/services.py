@@ -26,7 +26,7 @@ from generations.schemas import validate_parameters
 from projects.models import Project
 from stylestacks.compose import compose
 from velro import rls
-from velro.db import call_function
+from velro.db import call_function, call_row_function
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def generation_create(
         )
     try:
         with rls.acting_as(user):
-            generation_id = call_function(
+            generation = call_row_function(
+                Generation,
                 "generation_create",
                 ai_model.pk,
                 prompt,
@@ -123,8 +124,6 @@ def generation_create(
         if stored:
             default_storage.delete(stored)  # nothing half-written: no orphan upload
         raise
-    # The row as the function wrote it (one plain statement: this runs on every POST).
-    generation = next(iter(Generation.objects.raw("SELECT * FROM public.generations WHERE id = %s", [generation_id])))
     if stored and generation.reference_image.name != stored:
         default_storage.delete(stored)  # an idempotent retry kept the first upload
     return generation

@@ -74,3 +74,13 @@ def call_function(name: str, *args, field: str | None = None):
     with translating_db_errors(), connection.cursor() as cursor:
         cursor.execute(query.as_string(), _params(args))
         return cursor.fetchone()[0]
+
+
+def call_row_function(model, name: str, *args):
+    """``SELECT * FROM public.<name>(args…)`` for a function returning one row of
+    ``model``'s table: that row as a ``model`` instance, in one statement."""
+    call = sql.SQL("SELECT * FROM {}({})").format(
+        sql.Identifier("public", name), sql.SQL(", ").join(sql.Placeholder() * len(args))
+    )
+    with translating_db_errors():
+        return next(iter(model.objects.raw(call.as_string(), _params(args))))

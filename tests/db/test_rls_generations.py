@@ -55,7 +55,7 @@ def test_the_api_role_cannot_call_credits_apply(alice):
 
 def test_generation_create_charges_the_caller_never_a_chosen_user(alice, bob):
     with as_role("authenticated", alice) as cursor:
-        cursor.execute("SELECT public.generation_create('fal-ai/flux/dev', 'mine')")
+        cursor.execute("SELECT id FROM public.generation_create('fal-ai/flux/dev', 'mine')")
         (generation_id,) = cursor.fetchone()
     generation = Generation.objects.get(pk=generation_id)
     assert (generation.user_id, generation.credits_charged) == (alice.pk, 25)
