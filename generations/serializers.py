@@ -3,6 +3,7 @@ from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 from rest_framework import serializers
 
+from generations import catalog
 from generations.models import AIModel, Generation
 from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
@@ -128,18 +129,16 @@ class GenerationSerializer(serializers.ModelSerializer):
 
 class ActiveModelField(serializers.PrimaryKeyRelatedField):
     """An active catalog entry by id: PrimaryKeyRelatedField's behaviour and messages, read
-    with one plain statement instead of an ORM query compiled on every POST
-    generations (make bench). The declared queryset documents it for the schema."""
-
-    _SQL = "SELECT * FROM public.ai_models WHERE id = %s AND is_active"
+    through the process's copy of the catalog (generations.catalog) instead of a query on
+    every POST generations (make bench). The declared queryset documents it for the schema."""
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, str | int):
             self.fail("incorrect_type", data_type=type(data).__name__)
-        found = list(AIModel.objects.raw(self._SQL, [str(data)]))
-        if not found:
+        model = catalog.active_model(str(data))
+        if model is None:
             self.fail("does_not_exist", pk_value=data)
-        return found[0]
+        return model
 
 
 class CallerScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):

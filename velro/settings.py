@@ -300,6 +300,12 @@ if GENERATION_PROVIDER not in ("local", "fal", "model"):
 # A generation stuck in "processing" longer than this is failed and refunded by the
 # worker's sweep.
 GENERATION_PROCESSING_TIMEOUT = env.int("GENERATION_PROCESSING_TIMEOUT", default=600)
+# Seconds each process keeps an active catalog model it read for POST generations
+# (generations/catalog.py); the admin's edits reach the other processes within this.
+# 0: read the row on every request.
+AI_MODEL_CACHE_SECONDS = _env_or_default(env.float, "AI_MODEL_CACHE_SECONDS", 10.0)
+if AI_MODEL_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("AI_MODEL_CACHE_SECONDS must be 0 or more.")
 # fal.ai queue API.
 FAL_KEY = env.str("FAL_KEY", default="")
 FAL_QUEUE_URL = env.str("FAL_QUEUE_URL", default="") or "https://queue.fal.run"

@@ -58,6 +58,7 @@ def test_check_deploy_is_clean_with_production_settings(db):
         ({"SECRET_KEY": ""}, "SECRET_KEY must be set"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"}, "SECURE_PROXY_SSL_HEADER"),
+        ({"AI_MODEL_CACHE_SECONDS": "-1"}, "AI_MODEL_CACHE_SECONDS"),
     ],
 )
 def test_bad_production_settings_are_refused(extra, message):
