@@ -46,3 +46,28 @@ def test_the_direct_row_equals_the_declared_fields(alice, bob, zone):
             assert rendered(direct) == rendered(generic)
     assert StyleStackListSerializer(stacks[0], context={"request": request}).data["role"] == "owner"
     assert StyleStackListSerializer(stacks[1], context={"request": request}).data["role"] == "viewer"
+
+
+def test_explore_rows_render_like_the_stacks_they_are(alice, bob, api_as):
+    """Explore hands the serializer plain rows (stylestacks.selectors), not model
+    instances: the page must be what the declared fields make of the stacks themselves."""
+    preset = StylePreset.objects.filter(is_active=True).first()
+    own = make_stack(alice, "Harbour noir", tags=["noir"], visibility="public")
+    other = make_stack(bob, "Harbour fork", visibility="public", parent=own)
+    StyleStack.objects.filter(pk=other.pk).update(
+        usage_count=3,
+        last_used_at=timezone.now() - datetime.timedelta(minutes=5),
+        created_from="preset",
+        created_from_preset=preset,
+        compatible_models=["fal-ai/flux/dev"],
+    )
+    page = api_as(alice).get("/api/v1/style-stacks/explore?q=harbour").json()
+    assert page["count"] == 2
+    request = APIRequestFactory().get("/api/v1/style-stacks/explore")
+    request.user = alice
+    for row in page["results"]:
+        stack = StyleStack.objects.get(pk=row["id"])
+        serializer = StyleStackListSerializer(context={"request": request})
+        generic = drf_serializers.ModelSerializer.to_representation(serializer, stack)
+        assert rendered(row) == rendered(generic)
+    assert {row["id"]: row["role"] for row in page["results"]} == {str(own.pk): "owner", str(other.pk): None}
