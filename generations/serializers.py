@@ -8,7 +8,7 @@ from generations.models import AIModel, Generation
 from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
 from stylestacks.services import stylestacks_visible_to
-from velro.api import CleanJSONField, StrictInputMixin, iso_datetime
+from velro.api import CleanJSONField, SharedQuerysetMixin, StrictInputMixin, iso_datetime
 
 REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
@@ -127,7 +127,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         return _reference_url(self.context.get("request"), generation.reference_image.name)
 
 
-class ActiveModelField(serializers.PrimaryKeyRelatedField):
+class ActiveModelField(SharedQuerysetMixin, serializers.PrimaryKeyRelatedField):
     """An active catalog entry by id: PrimaryKeyRelatedField's behaviour and messages, read
     through the process's copy of the catalog (generations.catalog) instead of a query on
     every POST generations (make bench). The declared queryset documents it for the schema."""
@@ -141,7 +141,7 @@ class ActiveModelField(serializers.PrimaryKeyRelatedField):
         return model
 
 
-class CallerScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+class CallerScopedPrimaryKeyField(SharedQuerysetMixin, serializers.PrimaryKeyRelatedField):
     """A related object from the caller's own rows only (RLS would hide others' too).
 
     ``scope(user)`` builds the queryset when the field is validated, not for every
@@ -159,6 +159,10 @@ class CallerScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         if user is None or not user.is_authenticated:
             return super().get_queryset()
         return self.scope(user)
+
+
+class PresetField(SharedQuerysetMixin, serializers.SlugRelatedField):
+    """An active preset by slug."""
 
 
 class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
@@ -200,7 +204,7 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
     style_stack = CallerScopedPrimaryKeyField(
         stylestacks_visible_to, queryset=StyleStack.objects.none(), required=False, allow_null=True
     )
-    preset = serializers.SlugRelatedField(
+    preset = PresetField(
         slug_field="slug", queryset=StylePreset.objects.filter(is_active=True), required=False, allow_null=True
     )
 

@@ -223,3 +223,19 @@ def test_a_refused_create_in_a_request_leaves_nothing_and_the_next_request_works
     assert Generation.objects.filter(user=alice).count() == before
     assert api.get("/api/v1/generations").status_code == 200
     assert api.post("/api/v1/generations", {"ai_model": FLUX, "prompt": "fits"}, format="json").status_code == 201
+
+
+def test_the_input_fields_share_their_declared_querysets_and_evaluate_clones(alice, flux):
+    from generations.serializers import GenerationCreateInputSerializer
+
+    request = APIRequestFactory().post("/api/v1/generations")
+    request.user = alice
+    one, two = (GenerationCreateInputSerializer(context={"request": request}).fields for _ in range(2))
+    for name in ("ai_model", "project", "parent", "style_stack", "preset"):
+        assert one[name] is not two[name]
+        assert one[name].queryset is two[name].queryset, name  # not deep-copied per instance
+    preset = StylePreset.objects.filter(is_active=True).first()
+    assert one["preset"].to_internal_value(preset.slug) == preset
+    evaluated = one["preset"].get_queryset()
+    assert evaluated is not one["preset"].queryset
+    assert one["preset"].queryset._result_cache is None  # the shared one stays unevaluated
