@@ -23,6 +23,7 @@ import time
 from django.conf import settings
 
 from generations.models import AIModel
+from velro.rows import fetch_instance
 
 _SQL = "SELECT * FROM public.ai_models WHERE id = %s AND is_active"
 _kept: dict[str, tuple[float, AIModel]] = {}
@@ -34,7 +35,7 @@ def active_model(model_id: str) -> AIModel | None:
     kept = _kept.get(model_id)
     if kept is not None and now - kept[0] < settings.AI_MODEL_CACHE_SECONDS:
         return kept[1]
-    model = next(iter(AIModel.objects.raw(_SQL, [model_id])), None)
+    model = fetch_instance(AIModel, _SQL, [model_id])
     if model is None:
         _kept.pop(model_id, None)
     elif settings.AI_MODEL_CACHE_SECONDS > 0:

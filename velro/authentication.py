@@ -21,6 +21,7 @@ from rest_framework_simplejwt.settings import api_settings
 
 from accounts.models import User
 from velro import rls
+from velro.rows import fetch_instance
 
 # The claims object is built in SQL from the row read, so the email is the current one.
 _READ_AND_SWITCH = """
@@ -52,10 +53,9 @@ class JWTAuthentication(SimpleJWTAuthentication):
             user_id = uuid.UUID(str(user_id))
         except ValueError as exc:  # checked here: a cast error would abort the transaction
             raise AuthenticationFailed("User not found", code="user_not_found") from exc
-        rows = list(User.objects.raw(_READ_AND_SWITCH, [json.dumps(extra), user_id]))
-        if not rows:
+        user = fetch_instance(User, _READ_AND_SWITCH, [json.dumps(extra), user_id])
+        if user is None:
             raise AuthenticationFailed("User not found", code="user_not_found")
-        user = rows[0]
         if not user.is_active:
             raise AuthenticationFailed("User is inactive", code="user_inactive")
         rls.mark_switched(str(user.pk))

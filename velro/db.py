@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from velro.exceptions import Conflict, InsufficientCredits
+from velro.rows import fetch_instance
 
 
 @contextlib.contextmanager
@@ -83,4 +84,4 @@ def call_row_function(model, name: str, *args):
         sql.Identifier("public", name), sql.SQL(", ").join(sql.Placeholder() * len(args))
     )
     with translating_db_errors():
-        return next(iter(model.objects.raw(call.as_string(), _params(args))))
+        return fetch_instance(model, call.as_string(), _params(args))
