@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 from rest_framework import serializers
 
@@ -8,7 +7,7 @@ from generations.models import AIModel, Generation
 from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
 from stylestacks.services import stylestacks_visible_to
-from velro.api import CleanJSONField, SharedQuerysetMixin, StrictInputMixin, iso_datetime
+from velro.api import CleanJSONField, DirectRowMixin, SharedQuerysetMixin, StrictInputMixin, iso_datetime
 
 REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
@@ -48,7 +47,7 @@ def _reference_url(request, name: str) -> str | None:
     return absolute(request, Generation._meta.get_field("reference_image").storage.url(name)) if name else None
 
 
-class GenerationSerializer(serializers.ModelSerializer):
+class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
     """A generation as its owner sees it. Everything is read-only here: creation has its
     own input serializer, and the owner may only change ``is_favorite`` (an action)."""
 
@@ -98,7 +97,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         page reads rows as dicts: no model instances)."""
         g = generation if isinstance(generation, dict) else {name: getattr(generation, name) for name in self.columns}
         request = self.context.get("request")
-        tz = timezone.get_current_timezone()
+        tz = self.current_timezone
         reference = getattr(g["reference_image"], "name", g["reference_image"])  # a FieldFile, or its name
         return {
             "id": str(g["id"]),

@@ -4,6 +4,8 @@
 view that does not inherit :class:`velro.rls.RLSViewMixin`.
 """
 
+from django.utils import timezone
+from django.utils.functional import cached_property
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ParseError
 from rest_framework.views import APIView
@@ -132,6 +134,17 @@ class CleanJSONField(serializers.JSONField):
         except ParseError as exc:
             raise serializers.ValidationError(str(exc.detail)) from exc
         return value
+
+
+class DirectRowMixin:
+    """For serializers that build their rows directly (``to_representation``): the
+    current time zone, looked up once per serializer — a page's rows share one child
+    serializer — instead of once per row (a context-local lookup, ~3% of a page of 50
+    generations; make bench)."""
+
+    @cached_property
+    def current_timezone(self):
+        return timezone.get_current_timezone()
 
 
 def iso_datetime(value, tz):
