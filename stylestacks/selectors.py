@@ -1,3 +1,4 @@
+import functools
 from collections import namedtuple
 
 from django.db import connection
@@ -32,6 +33,12 @@ def stylestacks_explore(
     params = [q or None, tags or None, category or None, sort, limit, offset]
     with translating_db_errors(), connection.cursor() as cursor:
         cursor.execute(_EXPLORE_PAGE, params)
-        row = namedtuple("ExploredStack", [column.name for column in cursor.description])
+        row = _row_class(tuple(column.name for column in cursor.description))
         stacks = [row._make(values) for values in cursor.fetchall()]
     return stacks, (stacks[0].explore_total if stacks else 0)
+
+
+@functools.lru_cache(maxsize=8)
+def _row_class(columns: tuple[str, ...]):
+    """The named tuple of explore's rows (one class per column list, not per request)."""
+    return namedtuple("ExploredStack", columns)
