@@ -61,6 +61,11 @@ def translating_db_errors():
         raise ValidationError({field: message}) from exc
 
 
+def _call(name: str, arity: int) -> sql.Composed:
+    """``public.<name>(%s, …)`` with ``arity`` placeholders."""
+    return sql.SQL("{}({})").format(sql.Identifier("public", name), sql.SQL(", ").join(sql.Placeholder() * arity))
+
+
 def _params(args) -> list:
     return [Jsonb(arg) if isinstance(arg, dict) else arg for arg in args]
 
@@ -68,7 +73,7 @@ def _params(args) -> list:
 def call_function(name: str, *args, field: str | None = None):
     """``SELECT public.<name>(args…)`` and return the value it returns (or, for a
     function returning a row, that row's ``field``)."""
-    call = sql.SQL("{}({})").format(sql.Identifier("public", name), sql.SQL(", ").join(sql.Placeholder() * len(args)))
+    call = _call(name, len(args))
     if field is not None:
         call = sql.SQL("({}).{}").format(call, sql.Identifier(field))
     query = sql.SQL("SELECT {}").format(call)
@@ -80,8 +85,6 @@ def call_function(name: str, *args, field: str | None = None):
 def call_row_function(model, name: str, *args):
     """``SELECT * FROM public.<name>(args…)`` for a function returning one row of
     ``model``'s table: that row as a ``model`` instance, in one statement."""
-    call = sql.SQL("SELECT * FROM {}({})").format(
-        sql.Identifier("public", name), sql.SQL(", ").join(sql.Placeholder() * len(args))
-    )
+    query = sql.SQL("SELECT * FROM {}").format(_call(name, len(args)))
     with translating_db_errors():
-        return fetch_instance(model, call.as_string(), _params(args))
+        return fetch_instance(model, query.as_string(), _params(args))
