@@ -40,9 +40,10 @@ def _timestamptz_loader(tz):
 
 
 @functools.lru_cache
-def _adapters(template: AdaptersMap, tz) -> AdaptersMap:
+def _adapters(template: AdaptersMap) -> AdaptersMap:
     """Django's adapters of a connection (one shared map per time zone, like Django's)
-    with the timestamptz loader above."""
+    with the timestamptz loader above, for the time zone of Django's."""
+    tz = template.get_loader(TIMESTAMPTZ_OID, pq.Format.TEXT).timezone
     adapters = AdaptersMap(template)
     adapters.register_loader(TIMESTAMPTZ_OID, _timestamptz_loader(tz))
     return adapters
@@ -73,8 +74,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         template = params.get("context")
         if template is not None:
-            tz = template.get_loader(TIMESTAMPTZ_OID, pq.Format.TEXT).timezone
-            params["context"] = _adapters(template, tz)
+            params["context"] = _adapters(template)
         return params
 
     def is_usable(self):
