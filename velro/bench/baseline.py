@@ -575,6 +575,19 @@ class Baseline:
         }
 
 
+def _run_of_position(rows, compare) -> tuple[int, object, bool]:
+    """DRF's walk in get_next_link / get_previous_link: how many ``rows`` share the
+    position ``compare``, the position it stopped at (the last seen if none differed),
+    and whether one differed."""
+    offset, position = 0, None
+    for row in rows:
+        position = _position(row)
+        if position != compare:
+            return offset, position, True
+        offset += 1
+    return offset, position, False
+
+
 def _position(row) -> str:
     return str(row[CREATED_AT])
 
@@ -606,14 +619,7 @@ def _paginate(rows: list, page: list, page_size: int, cursor) -> tuple[str | Non
             compare = _position(page[-1])
         else:
             compare = next_position
-        link_offset, position, unique = 0, None, False
-        for row in reversed(page):
-            position = _position(row)
-            if position != compare:
-                unique = True
-                break
-            compare = position
-            link_offset += 1
+        link_offset, position, unique = _run_of_position(reversed(page), compare)
         if page and not unique:
             if not has_previous:
                 link_offset, position = page_size, None
@@ -630,14 +636,7 @@ def _paginate(rows: list, page: list, page_size: int, cursor) -> tuple[str | Non
             compare = _position(page[0])
         else:
             compare = previous_position
-        link_offset, position, unique = 0, None, False
-        for row in page:
-            position = _position(row)
-            if position != compare:
-                unique = True
-                break
-            compare = position
-            link_offset += 1
+        link_offset, position, unique = _run_of_position(page, compare)
         if page and not unique:
             if not has_next:
                 link_offset, position = page_size, None
