@@ -143,9 +143,9 @@ class WebhookSignatureScheme(OpenApiAuthenticationExtension):
 
 
 class JWTScheme(SimpleJWTScheme):
-    """velro.authentication.JWTAuthentication is simplejwt's, documented the same way."""
+    """accounts.authentication.JWTAuthentication is simplejwt's, documented the same way."""
 
-    target_class = "velro.authentication.JWTAuthentication"
+    target_class = "accounts.authentication.JWTAuthentication"
 
 
 # The schema and UIs are API views under /api/ like any other, so they carry the RLS

@@ -89,7 +89,7 @@ def switch(claims: dict) -> None:
 
 def mark_switched(sub: str) -> None:
     """Record that the transaction already runs as ``sub`` with their claims (switched
-    by velro.authentication in the statement that read the caller's row)."""
+    by accounts.authentication in the statement that read the caller's row)."""
     connection.velro_rls_active = True
     connection.velro_rls_sub = sub
 

@@ -118,7 +118,7 @@ def test_list_statements_are_the_same_for_every_page_size(alice, api_as, django_
             body = api.get(f"/api/v1/generations?page_size={size}").json()
         assert len(body["results"]) == size
         counts[size] = len(captured.captured_queries)
-    # Savepoint, the caller's row read with the role switch (velro.authentication), the
+    # Savepoint, the caller's row read with the role switch (accounts.authentication), the
     # page, reset, release (inside the test's transaction the reset stays: see
     # test_reset_is_left_to_the_commit_…).
     assert counts == {1: 5, 20: 5, 100: 5}

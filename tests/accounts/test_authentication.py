@@ -1,4 +1,4 @@
-"""velro.authentication: the caller's row and the RLS role switch in one statement."""
+"""accounts.authentication: the caller's row and the RLS role switch in one statement."""
 
 import pytest
 from django.db import connection
