@@ -2,7 +2,6 @@
 
 from django.urls import include, path, re_path
 
-from velro.health.views import HealthReportView, HealthView
 from velro.openapi import RedocView, SchemaView, SwaggerView
 from velro.views import ApiNotFound
 
@@ -12,8 +11,7 @@ urlpatterns = [
     path("", include("generations.urls")),
     path("", include("credits.urls")),
     path("", include("stylestacks.urls")),
-    path("health", HealthView.as_view(), name="health"),
-    path("health/report", HealthReportView.as_view(), name="health-report"),
+    path("", include("health.urls")),
     path("schema", SchemaView.as_view(), name="schema"),
     path("docs", SwaggerView.as_view(url_name="schema"), name="docs"),
     path("redoc", RedocView.as_view(url_name="schema"), name="redoc"),

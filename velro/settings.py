@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "projects",
     "generations",
     "stylestacks",
+    # Above the domain apps: each reads several of them.
+    "health",
 ]
 
 MIDDLEWARE = [

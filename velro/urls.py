@@ -3,18 +3,15 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from velro import views
-from velro.health.views import dbhealth_admin_view
 
 admin.site.site_header = "Velro admin"
 admin.site.site_title = "Velro admin"
 admin.site.index_title = "Velro"
-# Adds an "Operations" module (Database health) above the app list.
-admin.site.index_template = "admin/velro/index.html"
 
 urlpatterns = [
     path("api/v1/", include("velro.api_urls")),
-    # Before admin/: a staff page of the admin that is not a model's.
-    path("admin/dbhealth/", admin.site.admin_view(dbhealth_admin_view), name="admin-dbhealth"),
+    # Before admin/: staff pages of the admin that are not a model's (Database health).
+    path("admin/", include("health.admin_urls")),
     path("admin/", admin.site.urls),
 ]
 

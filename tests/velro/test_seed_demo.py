@@ -12,11 +12,11 @@ from accounts.models import Profile
 from credits.models import CreditTransaction
 from credits.selectors import credits_invariant_violations
 from generations.models import Generation
+from health.base import Level
+from health.services import clear_migrations_cache, health_report
 from projects.models import Project
 from stylestacks.models import StackContributor, StyleStack
 from velro import demo
-from velro.health import Level, health_report
-from velro.health.service import clear_migrations_cache
 
 SMALL = ["--users", "6", "--recent-users", "2", "--projects", "4", "--generations", "15", "--stacks", "4"]
 

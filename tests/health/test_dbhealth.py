@@ -14,9 +14,9 @@ from django.db import OperationalError, connection
 
 from accounts.models import User
 from credits.models import CreditTransaction
-from velro.health import Level, health_report
-from velro.health.checks import CHECKS
-from velro.health.service import clear_migrations_cache
+from health.base import Level
+from health.checks import CHECKS
+from health.services import clear_migrations_cache, health_report
 
 CHECK_NAMES = [name for name, _ in CHECKS]
 LEAKED_PASSWORD_WARNING = "leaked-password check not configured"
@@ -294,7 +294,7 @@ def test_a_failing_check_is_an_error_and_the_others_still_run(db, monkeypatch):
     def broken(cursor):
         cursor.execute("SELECT * FROM public.no_such_table")
 
-    monkeypatch.setattr("velro.health.service.CHECKS", [("broken", broken), *CHECKS[-2:]])
+    monkeypatch.setattr("health.services.CHECKS", [("broken", broken), *CHECKS[-2:]])
 
     report = health_report()
 
@@ -387,7 +387,7 @@ def test_liveness_answers_anyone_without_secrets(api, alice):
 
 
 def test_liveness_is_503_when_migrations_are_unapplied(api, db, monkeypatch):
-    monkeypatch.setattr("velro.health.service.migrations_pending", lambda: True)
+    monkeypatch.setattr("health.services.migrations_pending", lambda: True)
 
     response = api.get("/api/v1/health")
 

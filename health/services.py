@@ -22,8 +22,8 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from velro.health.base import Check, Level, Report
-from velro.health.checks import CHECKS
+from health.base import Check, Level, Report
+from health.checks import CHECKS
 from velro.rls import transaction_role
 
 logger = logging.getLogger(__name__)

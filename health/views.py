@@ -1,5 +1,5 @@
 """The report's faces on the web: liveness for load balancers, the full report for staff
-(API and admin). The command is ``velro/management/commands/dbhealth.py``."""
+(API and admin). The command is ``health/management/commands/dbhealth.py``."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 
+from health.render import table
+from health.services import UNREACHABLE, health_report, liveness
 from velro.api import BaseAPIView
-from velro.health.render import table
-from velro.health.service import UNREACHABLE, health_report, liveness
 from velro.openapi import errors
 
 HealthSerializer = inline_serializer(
@@ -78,7 +78,7 @@ class HealthReportView(BaseAPIView):
     """``GET /api/v1/health/report``: the full report, staff only (``is_staff`` from the
     JWT's identity). The glue has switched this request to ``authenticated``;
     ``health_report()`` runs its queries as the owner and switches back (see
-    ``velro.health.service``), after ``IsAdminUser`` has let only staff through."""
+    ``health.services``), after ``IsAdminUser`` has let only staff through."""
 
     permission_classes = [IsAdminUser]
 
@@ -118,4 +118,4 @@ def dbhealth_admin_view(request):
         "report": report,
         "checks": checks,
     }
-    return TemplateResponse(request, "admin/velro/dbhealth.html", context)
+    return TemplateResponse(request, "admin/health/dbhealth.html", context)

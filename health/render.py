@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from velro.health.base import Check, Report
+from health.base import Check, Report
 
 
 def table(details: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:

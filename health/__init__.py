@@ -5,11 +5,6 @@
 * The admin page "Database health" (``/admin/dbhealth/``), staff only.
 * ``GET /api/v1/health`` (liveness, anyone) and ``GET /api/v1/health/report`` (staff).
 
-``checks.py`` holds the checks, ``service.py`` runs them (as the owner, see there) and
+``checks.py`` holds the checks, ``services.py`` runs them (as the owner, see there) and
 answers liveness, ``render.py`` turns a report into text or JSON.
 """
-
-from velro.health.base import Check, Level, Report
-from velro.health.service import health_report, liveness
-
-__all__ = ["Check", "Level", "Report", "health_report", "liveness"]

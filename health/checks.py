@@ -16,7 +16,13 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from velro.health.base import Level, Outcome
+from accounts.models import User
+from credits.models import CreditTransaction
+from credits.selectors import credits_invariant_violations
+from generations.models import Generation
+from health.base import Level, Outcome
+from projects.models import Project
+from stylestacks.models import StylePreset, StyleStack
 
 # Lists of offenders are cut at this many rows; the summary still gives the total.
 MAX_ROWS = 50
@@ -64,13 +70,6 @@ def _capped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def check_counts(cursor) -> Outcome:
-    # Imported here: the models need the app registry, this module is imported by urls.
-    from accounts.models import User
-    from credits.models import CreditTransaction
-    from generations.models import Generation
-    from projects.models import Project
-    from stylestacks.models import StylePreset, StyleStack
-
     by_status = dict(Generation.objects.order_by().values_list("status").annotate(n=Count("pk")))
     statuses = list(Generation.Status.values) + sorted(set(by_status) - set(Generation.Status.values))
     week_ago = timezone.now() - timedelta(days=7)
@@ -208,8 +207,6 @@ def check_user_sync(cursor) -> Outcome:
 
 
 def check_credits(cursor) -> Outcome:
-    from credits.selectors import credits_invariant_violations
-
     violations = credits_invariant_violations()
     if not violations:
         return Outcome(Level.OK, "every balance equals the sum of its ledger and the newest balance_after", [])

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from velro.health import Level, health_report
-from velro.health.render import report_json, report_text
+from health.base import Level
+from health.render import report_json, report_text
+from health.services import health_report
 
 
 class Command(BaseCommand):
