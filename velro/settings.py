@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "stylestacks",
     # Above the domain apps: each reads several of them.
     "health",
+    "demo",
 ]
 
 MIDDLEWARE = [

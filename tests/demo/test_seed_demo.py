@@ -11,12 +11,12 @@ from django.utils import timezone
 from accounts.models import Profile
 from credits.models import CreditTransaction
 from credits.selectors import credits_invariant_violations
+from demo import services
 from generations.models import Generation
 from health.base import Level
 from health.services import clear_migrations_cache, health_report
 from projects.models import Project
 from stylestacks.models import StackContributor, StyleStack
-from velro import demo
 
 SMALL = ["--users", "6", "--recent-users", "2", "--projects", "4", "--generations", "15", "--stacks", "4"]
 
@@ -34,18 +34,18 @@ def seed(*args) -> str:
 
 
 def counts() -> dict:
-    return demo.demo_counts()
+    return services.demo_counts()
 
 
-def plan_of(*, seed=demo.Options.seed) -> demo.Plan:
+def plan_of(*, seed=services.Options.seed) -> services.Plan:
     """The plan SMALL describes."""
-    return demo.plan_for(demo.Options(users=6, recent_users=2, projects=4, generations=15, stacks=4, seed=seed))
+    return services.plan_for(services.Options(users=6, recent_users=2, projects=4, generations=15, stacks=4, seed=seed))
 
 
 def test_the_dataset_matches_the_options(db, tmp_path):
     output = seed(*SMALL)
 
-    people = demo.demo_users()
+    people = services.demo_users()
     assert people.count() == 6
     assert Project.objects.filter(user__in=people).count() == 4
     assert StyleStack.objects.filter(user__in=people).count() == 4
@@ -71,7 +71,7 @@ def test_the_dataset_matches_the_options(db, tmp_path):
         assert generation.outputs
         for file in generation.outputs:
             assert (tmp_path / "media" / file["url"].removeprefix("/media/")).is_file()
-    assert CreditTransaction.objects.filter(user__in=people, description=demo.DEMO_CREDITS_REASON).count() == 6
+    assert CreditTransaction.objects.filter(user__in=people, description=services.DEMO_CREDITS_REASON).count() == 6
     assert credits_invariant_violations() == []
     assert "Demo data ready" in output
 
@@ -80,7 +80,7 @@ def test_registrations_are_spread_and_the_recent_ones_fall_in_the_last_week(db):
     seed(*SMALL)
 
     week_ago = timezone.now() - timedelta(days=7)
-    people = list(demo.demo_users().order_by("email"))
+    people = list(services.demo_users().order_by("email"))
     assert [user.created_at >= week_ago for user in people] == [False] * 4 + [True] * 2
     profiles = {profile.pk: profile.created_at for profile in Profile.objects.filter(user__in=people)}
     assert all(profiles[user.pk] == user.created_at for user in people)
@@ -100,7 +100,7 @@ def test_running_it_twice_adds_nothing(db):
 
 
 def test_a_failure_mid_way_leaves_whole_units_and_the_next_run_completes_them(db, monkeypatch):
-    real, calls = demo.generation_complete, []
+    real, calls = services.generation_complete, []
 
     def flaky(**kwargs):
         calls.append(1)
@@ -108,7 +108,7 @@ def test_a_failure_mid_way_leaves_whole_units_and_the_next_run_completes_them(db
             raise RuntimeError("the provider blew up")
         return real(**kwargs)
 
-    monkeypatch.setattr(demo, "generation_complete", flaky)
+    monkeypatch.setattr(services, "generation_complete", flaky)
     with pytest.raises(RuntimeError, match="blew up"):
         seed(*SMALL)
 
@@ -166,7 +166,7 @@ def test_other_people_are_left_alone(db, alice):
         Project.objects.filter(user=alice).count(),
         Generation.objects.filter(user=alice).count(),
     )
-    assert not demo.DEMO_EMAIL.match(alice.email)
+    assert not services.DEMO_EMAIL.match(alice.email)
 
 
 def test_progress_names_each_phase_and_ends_with_a_summary(db):
@@ -220,8 +220,8 @@ def test_the_seed_decides_the_data(db):
     def planned(seed):
         return sorted((g.key, g.owner, g.model, g.prompt, g.status) for g in plan_of(seed=seed).generations)
 
-    assert planned(demo.Options.seed) == made
-    assert planned(demo.Options.seed + 1) != made
+    assert planned(services.Options.seed) == made
+    assert planned(services.Options.seed + 1) != made
 
 
 def test_it_refuses_without_debug_and_bad_options(db, settings):
@@ -230,4 +230,4 @@ def test_it_refuses_without_debug_and_bad_options(db, settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG"):
         seed(*SMALL)
-    assert demo.demo_users().count() == 0
+    assert services.demo_users().count() == 0

@@ -1,12 +1,12 @@
 """``manage.py seed_demo``: a realistic development dataset, made through the services
-(velro/demo.py), idempotent, with a progress line per phase and a summary table."""
+(demo/services.py), idempotent, with a progress line per phase and a summary table."""
 
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from velro import demo
+from demo.services import DEMO_DOMAIN, DEMO_PASSWORD, Options, Seeder, demo_counts, demo_email, plan_for
 
 BAR_WIDTH = 20
 LABEL_WIDTH = 12
@@ -48,13 +48,13 @@ class Progress:
 class Command(BaseCommand):
     help = (
         "DEBUG only: create (or top up) the demo dataset through the services — demo people "
-        f"demo01@{demo.DEMO_DOMAIN} … (password {demo.DEMO_PASSWORD!r} unless --password), some registered "
+        f"demo01@{DEMO_DOMAIN} … (password {DEMO_PASSWORD!r} unless --password), some registered "
         "in the last week, projects, style stacks (from presets, public, forks, contributors) and "
         "generations in every status. Idempotent: a second run adds nothing. Touches demo people only."
     )
 
     def add_arguments(self, parser):
-        defaults = demo.Options()
+        defaults = Options()
         parser.add_argument("--users", type=int, default=defaults.users, help="demo people (default %(default)s)")
         parser.add_argument(
             "--recent-users",
@@ -97,7 +97,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if not settings.DEBUG:
             raise CommandError("seed_demo runs only with DEBUG on: demo people have a known password.")
-        options = demo.Options(
+        options = Options(
             users=opts["users"],
             recent_users=opts["recent_users"],
             projects=opts["projects"],
@@ -114,15 +114,15 @@ class Command(BaseCommand):
         tty = self.stdout.isatty()
 
         started = time.monotonic()
-        plan = demo.plan_for(options)
-        before = demo.demo_counts()
+        plan = plan_for(options)
+        before = demo_counts()
 
         def progress(label, total):
             return Progress(self.stdout, label, total, tty=tty, enabled=not quiet)
 
-        seeder = demo.Seeder(plan, progress=progress)
+        seeder = Seeder(plan, progress=progress)
         seeder.run()
-        after = demo.demo_counts(seeder.now)
+        after = demo_counts(seeder.now)
         elapsed = time.monotonic() - started
 
         if opts["verbosity"] < 1:
@@ -130,7 +130,7 @@ class Command(BaseCommand):
         added = {name: after[name] - before.get(name, 0) for name in after}
         # The login, when this run made the people (as ensure_dev_admin shows its own once).
         login = (
-            f"sign in as {demo.demo_email(1)} … {demo.demo_email(after['users'])} with {options.password!r}"
+            f"sign in as {demo_email(1)} … {demo_email(after['users'])} with {options.password!r}"
             if added["users"]
             else ""
         )
