@@ -1,5 +1,4 @@
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
 from rest_framework import serializers
 
 from generations import catalog
@@ -8,8 +7,9 @@ from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
 from stylestacks.services import stylestacks_visible_to
 from velro.api import CleanJSONField, DirectRowMixin, SharedQuerysetMixin, StrictInputMixin, iso_datetime
+from velro.media import IMAGE_TYPES, ImageRejected, decode_image
 
-REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+REFERENCE_FORMATS = IMAGE_TYPES  # JPEG, PNG, WebP, GIF (Pillow format → content type)
 
 
 class AIModelSerializer(serializers.ModelSerializer):
@@ -222,15 +222,13 @@ class GenerationCreateInputSerializer(StrictInputMixin, serializers.Serializer):
     def validate_reference_image(self, upload):
         if upload.size > settings.REFERENCE_IMAGE_MAX_BYTES:
             raise serializers.ValidationError("The reference image must be 20 MB or smaller.")
-        # The type is checked by content, not by the name or the client's content type.
+        # The type is checked by content, not by the name or the client's content type;
+        # the whole image is decoded within MAX_IMAGE_PIXELS, so a decompression bomb, a
+        # truncated file or a non-image is a 400 here, never a 500 or a worker's problem.
         try:
-            with Image.open(upload) as image:
-                kind = image.format
-                image.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise serializers.ValidationError("Upload a valid JPEG, PNG, WebP or GIF image.") from exc
-        if kind not in REFERENCE_FORMATS:
-            raise serializers.ValidationError("Upload a valid JPEG, PNG, WebP or GIF image.")
+            decode_image(upload, formats=REFERENCE_FORMATS)
+        except ImageRejected as exc:
+            raise serializers.ValidationError(exc.message, code=exc.reason) from exc
         upload.seek(0)
         return upload
 

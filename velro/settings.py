@@ -323,6 +323,12 @@ MEDIA_URL = "/media/"
 # Serve MEDIA_ROOT from Django (development only; default: on with DEBUG).
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=DEBUG)
 REFERENCE_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+# Most pixels (width × height, summed over frames) an image may have for the app to
+# decode it: more is refused as a decompression bomb (velro/media.py; also Pillow's own
+# limit in the process). 50 million fits a 48 MP phone photo (~150 MB decoded as RGB).
+MAX_IMAGE_PIXELS = _env_or_default(env.int, "MAX_IMAGE_PIXELS", 50_000_000)
+if MAX_IMAGE_PIXELS < 1:
+    raise ImproperlyConfigured("MAX_IMAGE_PIXELS must be 1 or more.")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # JSON bodies: 2.5 MB
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 

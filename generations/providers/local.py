@@ -3,7 +3,9 @@
 An image is a PNG of the requested size whose colours and shapes follow from the
 prompt, seed and output index (the same request renders the same picture); a video is
 a short animated GIF at the requested aspect ratio, one frame per 1/8 s (capped).
-Files are saved through Django's storage (MEDIA_ROOT by default).
+Files are saved through Django's storage (MEDIA_ROOT by default). Nothing bigger than
+MAX_IMAGE_PIXELS is rendered (velro/media.py): such a request fails, refunded. Reference
+images are not read here.
 """
 
 import hashlib
@@ -16,6 +18,7 @@ from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw
 
 from generations.providers.base import ProviderError, ProviderResult
+from velro.media import ImageRejected, check_pixels
 
 VIDEO_SIZES = {"16:9": (320, 180), "9:16": (180, 320), "1:1": (240, 240)}
 VIDEO_FPS = 8
@@ -34,6 +37,8 @@ class LocalProvider:
             else:
                 count = max(1, min(int(params.get("num_images", 1)), 4))
                 outputs = [self._image(generation, seed, params, i) for i in range(count)]
+        except ImageRejected as exc:  # more pixels than MAX_IMAGE_PIXELS: not allocated
+            raise ProviderError(f"Local rendering refused: {exc}") from exc
         except (OSError, ValueError) as exc:
             raise ProviderError(f"Local rendering failed: {exc}") from exc
         return ProviderResult(outputs=outputs, provider_request_id=f"local-{generation.pk}")
@@ -44,6 +49,7 @@ class LocalProvider:
 
     def _image(self, generation, seed, params, index) -> dict:
         width, height = int(params.get("width", 1024)), int(params.get("height", 1024))
+        check_pixels(width, height)  # the same limit as every image the app decodes
         rng = self._rng(generation, seed, index)
         top, bottom = _colour(rng), _colour(rng)
         image = Image.new("RGB", (width, height))
@@ -68,6 +74,7 @@ class LocalProvider:
         width, height = VIDEO_SIZES.get(params.get("aspect_ratio", "16:9"), VIDEO_SIZES["16:9"])
         duration = int(params.get("duration", 5))
         frames_count = max(2, min(duration * VIDEO_FPS, MAX_VIDEO_FRAMES))
+        check_pixels(width, height, frames=frames_count)
         rng = self._rng(generation, seed, 0)
         background, ball = _colour(rng), _colour(rng)
         frames = []

@@ -1,0 +1,132 @@
+"""Stored media: decode images within limits.
+
+* **Decoding** (``decode_image``): Pillow opens only the accepted formats, refuses more
+  than ``settings.MAX_IMAGE_PIXELS`` pixels (its own decompression-bomb check, with the
+  warning turned into an error), verifies the file and decodes every frame, so a bomb,
+  a truncated file or something that is not an image is an ``ImageRejected`` with a
+  reason — never a crash or a 500.
+
+Plain functions on file objects, for MEDIA_ROOT today and object storage later. This
+module imports no domain app.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+# Formats decoded for uploads and served inline: what every browser shows as an image.
+IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+}
+OCTET_STREAM = "application/octet-stream"
+
+# What a damaged file makes Pillow's decoders raise (besides the bomb check's own).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error, zlib.error)
+_BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+_ACCEPTED = "JPEG, PNG, WebP or GIF"
+
+
+class ImageRejected(Exception):
+    """Not an acceptable image. ``reason``: ``too_many_pixels``, ``not_an_image`` or
+    ``truncated``; ``str()`` is a sentence for the person who sent it."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    format: str  # Pillow's name: "PNG", "JPEG", …
+    content_type: str
+    extension: str
+    size: tuple[int, int]
+    frames: int
+
+
+def max_image_pixels() -> int:
+    """``settings.MAX_IMAGE_PIXELS``, also made Pillow's own limit for this process (so
+    its decompression-bomb check uses the same number wherever Pillow decodes)."""
+    limit = settings.MAX_IMAGE_PIXELS
+    if Image.MAX_IMAGE_PIXELS != limit:
+        Image.MAX_IMAGE_PIXELS = limit
+    return limit
+
+
+def check_pixels(width: int, height: int, frames: int = 1) -> None:
+    """Raise ``ImageRejected("too_many_pixels")`` when ``frames`` images of
+    ``width``×``height`` exceed MAX_IMAGE_PIXELS (for code that makes images too)."""
+    limit = max_image_pixels()
+    total = max(width, 1) * max(height, 1) * max(frames, 1)
+    if total > limit:
+        what = f"{width}×{height}" if frames <= 1 else f"{frames} frames of {width}×{height}"
+        raise ImageRejected(
+            "too_many_pixels", f"The image has too many pixels: {what} is {total:,}, over the limit of {limit:,}."
+        )
+
+
+def decode_image(fileobj: IO[bytes], *, formats=IMAGE_TYPES) -> DecodedImage:
+    """Identify, verify and decode all of ``fileobj`` — one of ``formats`` (Pillow
+    names), at most MAX_IMAGE_PIXELS pixels over all its frames — or raise
+    ``ImageRejected``. The file's position is left where it was."""
+    limit = max_image_pixels()
+    start = fileobj.tell()
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between the limit and twice it, and raises above: both refuse.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                kind, size = _identify_and_verify(fileobj, formats)
+                # verify() leaves the image unusable: open it again and decode every
+                # frame, their pixels counted against the same limit.
+                fileobj.seek(start)
+                with Image.open(fileobj, formats=[kind]) as image:
+                    frames = 0
+                    for frame in ImageSequence.Iterator(image):
+                        frames += 1
+                        check_pixels(*frame.size, frames=frames)
+                        frame.load()
+            except _BOMB_ERRORS as exc:
+                raise _too_many_pixels(limit) from exc
+            except _DECODE_ERRORS as exc:
+                raise _truncated() from exc
+    finally:
+        fileobj.seek(start)
+    content_type = IMAGE_TYPES.get(kind) or Image.MIME.get(kind, OCTET_STREAM)
+    return DecodedImage(kind, content_type, extension_for(content_type), size, frames)
+
+
+def _identify_and_verify(fileobj: IO[bytes], formats) -> tuple[str, tuple[int, int]]:
+    try:
+        image = Image.open(fileobj, formats=list(formats))  # reads the header only
+    except UnidentifiedImageError as exc:  # no accepted format recognises it (others: damaged)
+        raise ImageRejected("not_an_image", f"The file is not a {_ACCEPTED} image.") from exc
+    with image:
+        check_pixels(*image.size)  # also when another thread's warning filters won
+        image.verify()  # PNG: every chunk and its CRC, up to IEND
+        return image.format, image.size
+
+
+def _too_many_pixels(limit: int) -> ImageRejected:
+    return ImageRejected("too_many_pixels", f"The image has too many pixels: over the limit of {limit:,}.")
+
+
+def _truncated() -> ImageRejected:
+    return ImageRejected("truncated", "The image is truncated or damaged: it does not decode in full.")
+
+
+def extension_for(content_type: str) -> str:
+    """The file name extension for a content type (``bin`` for anything else)."""
+    return EXTENSIONS.get(content_type, "bin")
