@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     # Above the domain apps: each reads several of them.
     "health",
     "demo",
+    "bench",
 ]
 
 MIDDLEWARE = [

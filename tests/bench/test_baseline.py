@@ -15,11 +15,11 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.tokens import AccessToken
+from bench.baseline import Baseline
 from generations.models import AIModel, Generation
 from projects.models import Project
 from tests.factories import UserFactory
 from tests.helpers import database_url
-from velro.bench.baseline import Baseline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

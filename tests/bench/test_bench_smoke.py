@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from velro.bench.runner import connection_kwargs
+from bench.runner import connection_kwargs
 
 TARGETS = {
     "get_throughput_vs_baseline",

@@ -1,4 +1,4 @@
-"""The benchmark data loader (velro/bench/datasets.py) on a tiny spec, against the test
+"""The benchmark data loader (bench/datasets.py) on a tiny spec, against the test
 database, through its own psycopg connection as the owner (as ``make bench`` runs it)."""
 
 import os
@@ -10,12 +10,12 @@ import pytest
 from django.db import connection
 from psycopg import sql
 
+from bench import datasets
 from credits.selectors import credits_invariant_violations
 from generations.models import AIModel
 from stylestacks.models import StyleStack
 from stylestacks.schema import validate_document
 from tests.helpers import ROOT
-from velro.bench import datasets
 
 SPEC = datasets.DatasetSpec("test", users=12, heavy_users=2, per_heavy=50, generations=160, public_stacks=40)
 SEARCH_VECTOR = """
@@ -193,5 +193,5 @@ def test_specs_and_signature():
 
 def test_importable_without_django():
     env = {key: val for key, val in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-    code = "import sys, velro.bench.datasets; assert 'django' not in sys.modules, sorted(sys.modules)"
+    code = "import sys, bench.datasets; assert 'django' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)

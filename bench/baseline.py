@@ -6,7 +6,7 @@ role with the caller's JWT claims, select one page of the caller's generations, 
 and answers with the same JSON, byte for byte, as ``generations.views.GenerationViewSet``
 with ``velro.pagination.CursorPagination`` and DRF's ``JSONRenderer``. It is the
 practical upper bound for this stack: ``make bench`` serves it next to the Django app
-(``gunicorn velro.bench.baseline:application``) and compares the two.
+(``gunicorn bench.baseline:application``) and compares the two.
 
 What it reproduces, because the JSON must match:
 

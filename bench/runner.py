@@ -4,7 +4,7 @@ One run:
 
 1. **Data.** Two benchmark databases on the configured server, ``<name>_bench_10k`` and
    ``<name>_bench_1m`` (``…_bench_smoke_*`` with ``--smoke``), migrated like production
-   and filled by velro/bench/datasets.py with set-based SQL. A database whose marker says
+   and filled by bench/datasets.py with set-based SQL. A database whose marker says
    it holds the data set is reused.
 2. **Probes, in this process.** Through Django's test client on each benchmark database:
    SQL statements per request at three page sizes, the cursor of a page deep in a heavy
@@ -12,7 +12,7 @@ One run:
    the same role and claims), and which index explore used.
 3. **Load.** gunicorn with the production settings (``velro.wsgi``), the same app with the
    RLS role switch disabled (a bench-only setting), the app on the small data set, and
-   the baseline (velro/bench/baseline.py: psycopg only, same SQL, same role and claims,
+   the baseline (bench/baseline.py: psycopg only, same SQL, same role and claims,
    same JSON) — each driven by locust in headless mode over loopback for a bounded time
    and number of requests.
 4. **Checks and report.** The credit invariant for every person after the POST run; a
@@ -45,7 +45,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from velro.bench import datasets
+from bench import datasets
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 TX_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "ROLLBACK TO")
@@ -587,7 +587,7 @@ class Bench:
                 self.workdir, "/api/v1/health", 200,
             ),
             "baseline": Server(
-                "baseline", "velro.bench.baseline:application",
+                "baseline", "bench.baseline:application",
                 {
                     **common,
                     "BASELINE_DATABASE_URL": psycopg.conninfo.make_conninfo(**connection_kwargs(self.db["large"])),

@@ -1,4 +1,4 @@
-"""``manage.py bench`` (``make bench``): the performance benchmark (velro/bench/runner.py).
+"""``manage.py bench`` (``make bench``): the performance benchmark (bench/runner.py).
 
 Loads the 10k and 1M data sets into benchmark databases on the configured server (kept
 and reused), serves the app with gunicorn and the production settings, drives it with
@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from velro.bench.runner import Bench
+from bench.runner import Bench
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""The load of one benchmark scenario, run by ``locust --headless`` (velro/bench/runner.py).
+"""The load of one benchmark scenario, run by ``locust --headless`` (bench/runner.py).
 
 The scenario comes from a JSON file named by ``BENCH_PLAN``::
 
