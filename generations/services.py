@@ -99,9 +99,12 @@ def generation_create(
 
     stored = ""
     if reference_image:
-        stored = default_storage.save(
-            f"references/{user.pk}/{uuid.uuid4().hex}-{reference_image.name}", reference_image
-        )
+        from velro.media import extension_for, sniff_content_type
+
+        # A generated name, its extension from the decoded content: the upload's own name
+        # (and the client's content type) never reach the disk or the served type.
+        extension = extension_for(sniff_content_type(reference_image))
+        stored = default_storage.save(f"references/{user.pk}/{uuid.uuid4().hex}.{extension}", reference_image)
     try:
         with rls.acting_as(user):
             generation = call_row_function(

@@ -1,10 +1,17 @@
-"""Stored media: decode images within limits.
+"""Stored media: decode images within limits, and decide how a stored file may be served.
+
+Two rules, for every place that reads or serves an upload or an output:
 
 * **Decoding** (``decode_image``): Pillow opens only the accepted formats, refuses more
   than ``settings.MAX_IMAGE_PIXELS`` pixels (its own decompression-bomb check, with the
   warning turned into an error), verifies the file and decodes every frame, so a bomb,
   a truncated file or something that is not an image is an ``ImageRejected`` with a
   reason — never a crash or a 500.
+* **Serving** (``sniff_content_type`` + ``media_headers``): the type comes from the
+  content — Pillow for images, magic bytes for mp4/webm — never from the file name or
+  the uploader's header. Every answer carries ``nosniff`` and a sandboxing CSP, and
+  anything that is not an image or video is an ``application/octet-stream`` attachment,
+  so nothing stored can run as a page of this origin.
 
 Plain functions on file objects, for MEDIA_ROOT today and object storage later. This
 module imports no domain app.
@@ -12,6 +19,7 @@ module imports no domain app.
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 import zlib
@@ -23,13 +31,24 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 # Formats decoded for uploads and served inline: what every browser shows as an image.
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+VIDEO_TYPES = ("video/mp4", "video/webm")
+INLINE_TYPES = frozenset(IMAGE_TYPES.values()) | frozenset(VIDEO_TYPES)
 EXTENSIONS = {
     "image/jpeg": "jpg",
     "image/png": "png",
     "image/webp": "webp",
     "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
 }
 OCTET_STREAM = "application/octet-stream"
+
+# On every media answer: no type sniffing, and were it ever rendered as a document, no
+# script, no plugin, no same-origin rights (a unique opaque origin).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
 
 # What a damaged file makes Pillow's decoders raise (besides the bomb check's own).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error, zlib.error)
@@ -127,6 +146,54 @@ def _truncated() -> ImageRejected:
     return ImageRejected("truncated", "The image is truncated or damaged: it does not decode in full.")
 
 
+def sniff_content_type(fileobj: IO[bytes]) -> str:
+    """The type to serve ``fileobj`` as, from its content alone: an image type when
+    Pillow identifies one of IMAGE_TYPES (within MAX_IMAGE_PIXELS), ``video/mp4`` or
+    ``video/webm`` by their magic bytes, else ``application/octet-stream``. Reads the
+    header only; the file's position is left where it was."""
+    start = fileobj.tell()
+    try:
+        fileobj.seek(0)
+        head = fileobj.read(64)
+        video = _video_type(head)
+        if video:
+            return video
+        fileobj.seek(0)
+        max_image_pixels()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                with Image.open(fileobj, formats=list(IMAGE_TYPES)) as image:
+                    return IMAGE_TYPES[image.format]
+            except (*_BOMB_ERRORS, *_DECODE_ERRORS):
+                return OCTET_STREAM
+    finally:
+        fileobj.seek(start)
+
+
+# ISO base media brands of MP4 video (not HEIF/AVIF images, not QuickTime).
+_MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"dash", b"M4V "}
+# After the EBML magic: the DocType element (0x4282), its size (a 1–8 byte vint), "webm".
+_WEBM_DOCTYPE = re.compile(rb"\x42\x82[\x81-\xff].{0,7}?webm", re.DOTALL)
+
+
+def _video_type(head: bytes) -> str | None:
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _MP4_BRANDS:
+        return "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3") and _WEBM_DOCTYPE.search(head):
+        return "video/webm"
+    return None
+
+
 def extension_for(content_type: str) -> str:
     """The file name extension for a content type (``bin`` for anything else)."""
     return EXTENSIONS.get(content_type, "bin")
+
+
+def media_headers(content_type: str) -> dict[str, str]:
+    """Response headers for a stored file of ``content_type`` (from
+    ``sniff_content_type``): images and videos inline, anything else an octet-stream
+    attachment; always ``nosniff`` and the sandboxing CSP."""
+    if content_type in INLINE_TYPES:
+        return {"Content-Type": content_type, **SECURITY_HEADERS}
+    return {"Content-Type": OCTET_STREAM, "Content-Disposition": "attachment", **SECURITY_HEADERS}

@@ -1,10 +1,18 @@
+import posixpath
+from pathlib import Path
+
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponseNotModified, JsonResponse
+from django.utils._os import safe_join
+from django.utils.http import http_date
 from django.views import defaults, static
+from django.views.decorators.http import require_safe
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 
 from velro.api import BaseAPIView
+from velro.media import SECURITY_HEADERS, media_headers, sniff_content_type
 
 
 class ApiNotFound(BaseAPIView):
@@ -43,6 +51,26 @@ def server_error(request):
     return defaults.server_error(request)
 
 
+@require_safe
+@transaction.non_atomic_requests
 def media(request, path):
-    """Development only (SERVE_MEDIA): uploads and outputs from MEDIA_ROOT."""
-    return static.serve(request, path, document_root=settings.MEDIA_ROOT)
+    """Development only (SERVE_MEDIA): uploads and outputs from MEDIA_ROOT.
+
+    Unlike ``django.views.static.serve``, the type comes from the file's content
+    (velro/media.py), never its name: images and videos inline, anything else an
+    ``application/octet-stream`` attachment, every answer with ``nosniff`` and a
+    sandboxing CSP — a stored file never runs as a page of this origin.
+    """
+    fullpath = Path(safe_join(settings.MEDIA_ROOT, posixpath.normpath(path).lstrip("/")))
+    if not fullpath.is_file():
+        raise Http404("No such file.")
+    mtime = fullpath.stat().st_mtime
+    if not static.was_modified_since(request.META.get("HTTP_IF_MODIFIED_SINCE"), mtime):
+        return HttpResponseNotModified(headers=SECURITY_HEADERS)
+    handle = fullpath.open("rb")
+    headers = media_headers(sniff_content_type(handle))
+    response = FileResponse(handle, content_type=headers["Content-Type"])
+    response.headers.pop("Content-Disposition", None)  # FileResponse's "inline; filename=<name on disk>"
+    for name, value in {**headers, "Last-Modified": http_date(mtime)}.items():
+        response.headers[name] = value
+    return response
