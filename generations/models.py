@@ -136,6 +136,9 @@ class Generation(models.Model):
     attempts = models.PositiveIntegerField(default=0, db_default=0)
     is_favorite = models.BooleanField(default=False, db_default=False)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    # SHA-256 of the request an Idempotency-Key was first used with: the same key with
+    # another request is refused (422), as Stripe does. Empty without a key.
+    request_fingerprint = models.CharField(max_length=64, blank=True, db_default="", editable=False)
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -186,12 +189,22 @@ class Generation(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """A provider webhook we accepted, kept so a replayed delivery (the same signature)
-    is refused. Only the service side reads or writes it."""
+    """Every provider webhook delivery we received, by its id (the signature's digest),
+    whatever became of it: a replay of one that was applied or refused changes nothing.
+    Only the service side reads or writes it."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        REFUSED = "refused", "Refused"
 
     provider = models.CharField(max_length=40)
     signature = models.CharField(max_length=200, unique=True)
     received_at = models.DateTimeField(db_default=Now(), editable=False)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, db_default=Outcome.APPLIED)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True, db_default="")
+    # No foreign key: a refused delivery may name a generation that does not exist.
+    generation_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         db_table = "webhook_deliveries"

@@ -19,6 +19,27 @@ def check_parameter_schema(schema: Any) -> None:
         raise ValidationError(f"Invalid JSON Schema at {path}: {exc.message}") from exc
     if schema and schema.get("type") != "object":
         raise ValidationError('The parameter schema must describe an object ("type": "object").')
+    for name, spec in (schema.get("properties") or {}).items():
+        if isinstance(spec, dict) and "default" in spec and default_within_limits(spec) != spec["default"]:
+            raise ValidationError(f"The default of {name!r} ({spec['default']!r}) is outside its own limits.")
+
+
+def default_within_limits(spec: dict) -> Any:
+    """``spec``'s default if it satisfies ``spec``; else the nearest value that does
+    (bounds for numbers, the first value of an enum). A default the API fills in must
+    pass the database's check of the same schema (generations.0008)."""
+    default = spec["default"]
+    if not list(Draft202012Validator(spec).iter_errors(default)):
+        return default
+    if isinstance(spec.get("enum"), list) and spec["enum"]:
+        return spec["enum"][0]
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        low, high = spec.get("minimum"), spec.get("maximum")
+        if low is not None and default < low:
+            return low
+        if high is not None and default > high:
+            return high
+    return default
 
 
 def validate_parameters(schema: dict, parameters: Any) -> dict:

@@ -10,6 +10,8 @@ exactly one wins and only the winner refunds.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from datetime import timedelta
@@ -27,6 +29,7 @@ from projects.models import Project
 from stylestacks.compose import compose
 from velro import rls
 from velro.db import call_function, call_row_function
+from velro.exceptions import IdempotencyConflict
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +61,22 @@ def generation_create(
 
     Raises ``ValidationError`` (by field) or ``InsufficientCredits`` (nothing written).
     """
+    fingerprint = ""
     if idempotency_key:
+        fingerprint = _request_fingerprint(
+            ai_model=ai_model,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            parameters=parameters,
+            project=project,
+            parent=parent,
+            reference_image=reference_image,
+            style_stack=style_stack,
+            preset=preset,
+        )
         existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return existing
+            return _same_request(existing, fingerprint)
 
     errors = {}
     if not ai_model.is_active:
@@ -122,6 +137,7 @@ def generation_create(
                 preset.pk if preset else None,
                 adapted_prompt,
                 adaptation,
+                fingerprint,
             )
     except Exception:
         if stored:
@@ -129,6 +145,40 @@ def generation_create(
         raise
     if stored and generation.reference_image.name != stored:
         default_storage.delete(stored)  # an idempotent retry kept the first upload
+    if idempotency_key:
+        # A concurrent request with the same key may have committed first.
+        return _same_request(generation, fingerprint)
+    return generation
+
+
+def _request_fingerprint(*, ai_model, prompt, negative_prompt, parameters, project, parent, reference_image, **style):
+    """SHA-256 of what a create request asked for (the reference image by content), so
+    an Idempotency-Key can be held to the request it was first used with."""
+    request = {
+        "ai_model": ai_model.pk,
+        "prompt": prompt,
+        "negative_prompt": negative_prompt or "",
+        "parameters": parameters or {},
+        "project": project.pk if project else None,
+        "parent": parent.pk if parent else None,
+        **{name: value.pk if value else None for name, value in sorted(style.items())},
+    }
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode())
+    if reference_image:
+        for chunk in reference_image.chunks():
+            digest.update(chunk)
+        reference_image.seek(0)
+    return digest.hexdigest()
+
+
+def _same_request(generation: Generation, fingerprint: str) -> Generation:
+    """The first generation of an Idempotency-Key, if this request is the same one;
+    ``IdempotencyConflict`` if the key was first used with another request. (Keys used
+    before fingerprints were stored have none and are taken at their word.)"""
+    if generation.request_fingerprint and generation.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request; use a new key for a new request.",
+        )
     return generation
 
 

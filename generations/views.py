@@ -123,7 +123,7 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
         responses={
             201: GenerationSerializer,
             200: OpenApiResponse(GenerationSerializer, description="An idempotent retry: the first generation."),
-            **errors(400, 401, 402),
+            **errors(400, 401, 402, 422),
         },
     )
     def create(self, request):

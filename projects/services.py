@@ -56,7 +56,17 @@ def project_update(*, project: Project, data: dict) -> Project:
 @transaction.atomic
 def project_delete(*, project: Project) -> Project | None:
     """Delete an empty project; archive one that has generations (so none loses its
-    project). Returns the archived project, or None when it was deleted."""
+    project). Returns the archived project, or None when it was deleted.
+
+    The row is locked FOR UPDATE before the generations are counted: a generation being
+    created in the project holds it FOR KEY SHARE (public.generation_create) until it
+    commits, so the count below sees it and the project is archived; a create that
+    comes after the lock waits, then finds the project gone or archived (a 400).
+    """
+    locked = Project.objects.select_for_update().filter(pk=project.pk).first()
+    if locked is None:  # deleted meanwhile by a concurrent request
+        return None
+    project.archived_at = locked.archived_at
     if project.generations.exists():
         if project.archived_at is None:
             project.archived_at = timezone.now()

@@ -39,6 +39,13 @@ class Conflict(ApplicationError):
     default_code = "conflict"
 
 
+class IdempotencyConflict(ApplicationError):
+    """An Idempotency-Key reused with another request (as Stripe refuses it)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "idempotency_key_reused"
+
+
 class InsufficientCredits(ApplicationError):
     """The balance does not cover the charge; nothing was written."""
 

@@ -82,6 +82,15 @@ _ERRORS = {
             "code": "conflict",
         },
     ),
+    422: (
+        "The request conflicts with an earlier one (an Idempotency-Key reused with another body).",
+        ErrorSerializer,
+        {
+            "detail": "This Idempotency-Key was already used with a different request; "
+            "use a new key for a new request.",
+            "code": "idempotency_key_reused",
+        },
+    ),
     429: (
         "Too many requests; retry after the Retry-After header's seconds.",
         ErrorSerializer,

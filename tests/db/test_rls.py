@@ -145,7 +145,7 @@ def test_every_function_has_a_fixed_search_path(db, sql):
         """
         SELECT n.nspname || '.' || p.proname
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname IN ('public', 'auth')
+        WHERE n.nspname IN ('public', 'auth', 'private')
           AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c WHERE c LIKE 'search_path=%')
         """
     )
@@ -153,10 +153,12 @@ def test_every_function_has_a_fixed_search_path(db, sql):
 
 
 # SECURITY DEFINER functions the API role may call: each takes the caller from
-# auth.uid(), never from a parameter, and checks ownership itself.
+# auth.uid(), never from a parameter, and checks ownership itself. They live in the
+# schema ``private`` (not exposed to a Supabase client's /rest/v1/rpc); the API calls
+# the SECURITY INVOKER wrappers of the same names in ``public``.
 CALLABLE_BY_AUTHENTICATED = {
-    "public.generation_create",
-    "public.generation_cancel",
+    "private.generation_create",
+    "private.generation_cancel",
     "public.stack_role",  # used by the style stack policies
     "public.stack_is_visible",  # used by the style stack insert policy
     "public.stack_contributor_add",
@@ -170,7 +172,7 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
         SELECT n.nspname || '.' || p.proname, r.rolname
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         CROSS JOIN (VALUES ('anon'), ('authenticated'), ('public')) AS r(rolname)
-        WHERE p.prosecdef AND n.nspname IN ('public', 'auth')
+        WHERE p.prosecdef AND n.nspname IN ('public', 'auth', 'private')
           AND CASE WHEN r.rolname = 'public'
                    THEN EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                                 WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
@@ -179,23 +181,32 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
     )
     assert sorted(rows) == sorted((name, "authenticated") for name in CALLABLE_BY_AUTHENTICATED)
     definers = sql(
-        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE p.prosecdef AND n.nspname = 'public' ORDER BY 1"
+        "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE p.prosecdef AND n.nspname IN ('public', 'private') ORDER BY 1, 2"
     )
     assert definers == [
-        ("generation_cancel",),
-        ("generation_create",),
-        ("generations_count_in_project",),
-        ("generations_count_style_usage",),
-        ("handle_new_user",),
-        ("handle_updated_user",),
-        ("stack_contributor_add",),
-        ("stack_is_visible",),
-        ("stack_role",),
-        ("style_stacks_count_fork",),
-        ("style_stacks_explore",),
-        ("style_stacks_keep_version",),
+        ("private", "generation_cancel"),
+        ("private", "generation_create"),
+        ("private", "generations_count_in_project"),
+        ("private", "generations_count_style_usage"),
+        ("public", "handle_new_user"),
+        ("public", "handle_updated_user"),
+        ("public", "stack_contributor_add"),
+        ("public", "stack_is_visible"),
+        ("public", "stack_role"),
+        ("public", "style_stacks_count_fork"),
+        ("public", "style_stacks_explore"),
+        ("public", "style_stacks_keep_version"),
     ]
+
+
+def test_the_api_calls_invoker_wrappers_in_public(db, sql):
+    """What the API calls by name in ``public`` runs with the caller's rights."""
+    rows = sql(
+        "SELECT p.proname, p.prosecdef FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'public' AND p.proname IN ('generation_create', 'generation_cancel') ORDER BY 1"
+    )
+    assert rows == [("generation_cancel", False), ("generation_create", False)]
 
 
 def test_the_roles_exist_with_the_right_attributes(db, sql):
