@@ -4,11 +4,16 @@ Authenticated by an HMAC-SHA256 signature of the raw body, not by a user token::
 
     X-Velro-Signature: t=<unix seconds>,v1=<hex hmac_sha256(WEBHOOK_SECRET, "<t>." + body)>
 
-A signature that is wrong, older than WEBHOOK_TOLERANCE seconds, or already used is a
-401 and nothing changes. An accepted call runs as the database role ``service_role``
-(the RLS glue maps the webhook principal to it) and moves the generation through the
-same services as the worker, so a webhook racing a worker or a cancel refunds at most
-once.
+A delivery's id is its signature's digest (``v1``). Every delivery whose header can be
+read is recorded once in ``webhook_deliveries`` whatever becomes of it — applied, or
+refused for a wrong or expired signature, an unknown generation, a generation in
+another state, a bad payload — in a transaction of its own, so the refusal's rollback
+does not take the record with it. A replay of a recorded delivery changes nothing and
+says so (409, ``replayed_delivery``, with the first outcome); a signature older than
+WEBHOOK_TOLERANCE seconds is a 401, so a captured delivery cannot be replayed later at
+all. An accepted call runs as the database role ``service_role`` (the RLS glue maps the
+webhook principal to it) and moves the generation through the same services as the
+worker, so a webhook racing a worker or a cancel refunds at most once.
 
 Body: ``{"request_id" | "generation_id", "status": "OK" | "ERROR", "payload": {...},
 "error": "..."}`` — the payload in fal's result shape (``images`` or ``video``).
@@ -66,6 +71,10 @@ class SignatureAuthentication(authentication.BaseAuthentication):
             timestamp, given = int(parts["t"]), parts["v1"]
         except (KeyError, ValueError) as exc:
             raise exceptions.AuthenticationFailed(f"Missing or malformed {SIGNATURE_HEADER} header.") from exc
+        if not given or len(given) > 200:
+            raise exceptions.AuthenticationFailed(f"Missing or malformed {SIGNATURE_HEADER} header.")
+        # The delivery's id, for ProviderWebhookView.dispatch to record whatever happens next.
+        request._request.velro_delivery_id = given
         if abs(time.time() - timestamp) > settings.WEBHOOK_TOLERANCE:
             raise exceptions.AuthenticationFailed("The signature has expired.")
         expected = sign(request.body, secret=secret, timestamp=timestamp).split("v1=", 1)[1]
@@ -95,15 +104,47 @@ class WebhookInputSerializer(serializers.Serializer):
         return attrs
 
 
+def _record_refused(*, provider: str, delivery_id: str, response) -> None:
+    """Record a refused delivery, after its request's transaction rolled back. A
+    delivery already recorded (the first of two racing copies) keeps its record."""
+    data = getattr(response, "data", None) or {}
+    reason = str(data.get("detail", "") if isinstance(data, dict) else data)[:300]
+    WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                provider=provider,
+                signature=delivery_id,
+                outcome=WebhookDelivery.Outcome.REFUSED,
+                status_code=response.status_code,
+                reason=reason,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
 class ProviderWebhookView(BaseAPIView):
     authentication_classes = [SignatureAuthentication]
     permission_classes = [IsService]
+
+    @transaction.non_atomic_requests
+    def dispatch(self, request, *args, **kwargs):
+        # The request's transaction is opened here rather than by ATOMIC_REQUESTS, so a
+        # refused delivery can be recorded after that transaction rolled back.
+        with transaction.atomic():
+            response = super().dispatch(request, *args, **kwargs)
+        delivery_id = getattr(request, "velro_delivery_id", None)
+        if delivery_id and response.status_code >= 400 and not getattr(request, "velro_delivery_seen", False):
+            with transaction.atomic():
+                _record_refused(provider=kwargs.get("provider", "")[:40], delivery_id=delivery_id, response=response)
+        return response
 
     @extend_schema(
         summary="A provider reports a result",
         description=(
             'Signed with `X-Velro-Signature: t=<unix>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>." + body)>`. '
-            "A wrong, expired (older than 5 minutes) or replayed signature is a 401 and changes nothing."
+            "A wrong or expired (older than 5 minutes) signature is a 401 and changes nothing. Every delivery "
+            "is recorded whatever its outcome; a replay of one is a 409 (`replayed_delivery`) and changes nothing."
         ),
         tags=["webhooks"],
         request=WebhookInputSerializer,
@@ -129,11 +170,21 @@ class ProviderWebhookView(BaseAPIView):
         },
     )
     def post(self, request, provider):
+        # Inserted first: a concurrent copy of this delivery waits here for this
+        # transaction, then finds the record (or, if this one is refused and rolls
+        # back, goes on and is judged the same way).
         try:
             with transaction.atomic():
                 WebhookDelivery.objects.create(provider=provider, signature=request.user.signature)
-        except IntegrityError as exc:
-            raise exceptions.AuthenticationFailed("This delivery was already received (replay).") from exc
+        except IntegrityError:
+            request._request.velro_delivery_seen = True
+            first = WebhookDelivery.objects.get(signature=request.user.signature)
+            outcome = first.outcome if not first.reason else f"{first.outcome}: {first.reason}"
+            raise Conflict(
+                f"This delivery was already received at {first.received_at:%Y-%m-%d %H:%M:%S} UTC ({outcome}); "
+                "nothing changed.",
+                code="replayed_delivery",
+            ) from None
 
         data = WebhookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -167,4 +218,7 @@ class ProviderWebhookView(BaseAPIView):
         if not done:
             raise Conflict(f"The generation is {generation.status}; the result was not applied.")
         generation.refresh_from_db()
+        WebhookDelivery.objects.filter(signature=request.user.signature).update(
+            status_code=status.HTTP_200_OK, generation_id=generation.pk
+        )
         return Response({"id": str(generation.pk), "status": generation.status}, status=status.HTTP_200_OK)

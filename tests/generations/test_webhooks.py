@@ -75,7 +75,7 @@ def test_a_bad_signature_is_a_401_and_changes_nothing(processing, client, kwargs
     assert Generation.objects.get(pk=processing.pk).status == "processing"
 
 
-def test_a_replayed_delivery_is_a_401(processing, client):
+def test_a_replayed_delivery_is_a_409_and_changes_nothing(processing, client):
     raw = json.dumps({"request_id": "req-123", "status": "ERROR", "error": "x"}).encode()
     header = sign(raw, secret=SECRET)
     first = client.generic(
@@ -84,7 +84,9 @@ def test_a_replayed_delivery_is_a_401(processing, client):
     again = client.generic(
         "POST", "/api/v1/webhooks/fal", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
     )
-    assert (first.status_code, again.status_code) == (200, 401)
+    assert (first.status_code, again.status_code) == (200, 409)
+    assert again.json()["code"] == "replayed_delivery"
+    assert "(applied)" in again.json()["detail"]
     assert CreditTransaction.objects.filter(generation_id=processing.pk, type="refund").count() == 1
 
 
@@ -114,3 +116,61 @@ def test_a_user_token_is_not_a_webhook_signature(processing, api_as, alice):
     response = api_as(alice).post("/api/v1/webhooks/fal", OK, format="json")
     assert response.status_code == 401
     assert SIGNATURE_HEADER in response.headers.get("WWW-Authenticate", "")
+
+
+def send(client, raw: bytes, header: str):
+    return client.generic(
+        "POST", "/api/v1/webhooks/fal", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
+    )
+
+
+def delivery(body: dict) -> tuple[bytes, str]:
+    raw = json.dumps(body).encode()
+    return raw, sign(raw, secret=SECRET)
+
+
+def test_a_delivery_refused_for_an_unknown_generation_cannot_be_replayed_once_it_exists(processing, client):
+    raw, header = delivery({**OK, "request_id": "req-later"})
+    assert send(client, raw, header).status_code == 404
+    Generation.objects.filter(pk=processing.pk).update(provider_request_id="req-later")
+    replay = send(client, raw, header)
+    assert replay.status_code == 409, replay.content
+    assert replay.json()["code"] == "replayed_delivery"
+    assert "refused" in replay.json()["detail"]
+    assert Generation.objects.get(pk=processing.pk).status == "processing"  # not applied
+
+
+def test_a_delivery_refused_for_the_wrong_state_cannot_be_replayed_later(alice, client):
+    services.generation_create(user=alice, ai_model=AIModel.objects.get(pk="fal-ai/flux/dev"), prompt="a fox")
+    pending = Generation.objects.get(user=alice)
+    raw, header = delivery({"generation_id": str(pending.pk), "status": "ERROR", "error": "x"})
+    assert send(client, raw, header).status_code == 409  # still pending: not applied
+    services.generation_claim_next()  # now processing: the same delivery would apply
+    replay = send(client, raw, header)
+    assert (replay.status_code, replay.json()["code"]) == (409, "replayed_delivery")
+    assert Generation.objects.get(pk=pending.pk).status == "processing"
+    assert not CreditTransaction.objects.filter(generation_id=pending.pk, type="refund").exists()
+
+
+def test_every_delivery_is_recorded_once_with_its_outcome(processing, client):
+    from generations.models import WebhookDelivery
+
+    bad_payload, bad_header = delivery({"request_id": "req-123", "status": "OK", "payload": {"images": []}})
+    assert send(client, bad_payload, bad_header).status_code == 400
+    assert send(client, bad_payload, bad_header).status_code == 409
+    wrong = sign(b"another body", secret=SECRET)
+    assert send(client, json.dumps(OK).encode(), wrong).status_code == 401
+    good, good_header = delivery(OK)
+    assert send(client, good, good_header).status_code == 200
+
+    rows = {
+        row.signature: (row.outcome, row.status_code, row.generation_id)
+        for row in WebhookDelivery.objects.order_by("received_at", "id")
+    }
+    digest = lambda header: header.split("v1=", 1)[1]  # noqa: E731
+    assert rows == {
+        digest(bad_header): ("refused", 400, None),
+        digest(wrong): ("refused", 401, None),
+        digest(good_header): ("applied", 200, processing.pk),
+    }
+    assert WebhookDelivery.objects.get(signature=digest(bad_header)).reason.startswith("payload")
