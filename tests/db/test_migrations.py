@@ -38,11 +38,11 @@ def objects(conn_params):
         ).fetchall()
         functions = conn.execute(
             "SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname IN ('public', 'auth')"
+            "WHERE n.nspname IN ('public', 'auth', 'private')"
         ).fetchall()
         policies = conn.execute("SELECT tablename || '.' || policyname FROM pg_policies").fetchall()
         triggers = conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").fetchall()
-        schemas = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = 'auth'").fetchall()
+        schemas = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname IN ('auth', 'private')").fetchall()
         roles = conn.execute(
             "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role')"
         ).fetchall()
@@ -62,7 +62,8 @@ def test_migrations_round_trip(scratch_db):
     applied = objects(params)
     assert {"public.users", "auth.users", "public.credit_transactions"} <= applied["tables"]
     assert {"on_auth_user_created", "on_auth_user_updated"} <= applied["triggers"]
-    assert {"auth.uid", "public.handle_new_user"} <= applied["functions"]
+    assert {"auth.uid", "private.handle_new_user", "public.generation_create"} <= applied["functions"]
+    assert applied["schemas"] == {"auth", "private"}
     assert applied["policies"]
 
     # Reverse everything that is ours (velro's own migration last: it holds the schema).
