@@ -5,20 +5,64 @@ machines), runs the model's provider outside any transaction, and records the re
 with a conditional update. Every ``--sweep-every`` seconds it fails and refunds rows
 stuck in processing past GENERATION_PROCESSING_TIMEOUT (a worker that died mid-run).
 SIGTERM/SIGINT: finish the current item, then exit.
+
+The database may go away at any moment (a restart, an outage, a terminated backend): the
+worker then closes its connection and tries again with exponential backoff (0.5 s
+doubling to 30 s, reset after a success), saying so on stderr with the attempt count,
+for as long as it takes. A provider result obtained meanwhile is kept and recording it
+is retried the same way; only a worker told to stop gives up on it (and says so: the
+row stays processing until the sweep fails and refunds it). SIGTERM ends any wait at once.
 """
 
 import signal
 import time
 
+import psycopg
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from generations import services
 from generations.providers import ProviderError, get_provider
 
+# What a database that went away looks like: refused or lost connections, a server
+# shutting down or starting up, a terminated backend (Django's wrapped errors, and
+# psycopg's own should any reach us unwrapped).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+RETRY_FIRST_DELAY = 0.5  # seconds before the second attempt
+RETRY_MAX_DELAY = 30.0
+# Without a connect timeout, connecting to an unreachable host blocks for minutes (and
+# so would a SIGTERM); a DATABASE_URL that sets one keeps its own.
+CONNECT_TIMEOUT = 10
+WAIT_SLICE = 0.1  # a wait checks for SIGTERM this often
+
+_GAVE_UP = object()
+
+
+class Backoff:
+    """Exponential delays: ``first``, doubling up to ``maximum``; ``reset()`` after a success."""
+
+    def __init__(self, first: float = RETRY_FIRST_DELAY, maximum: float = RETRY_MAX_DELAY):
+        self.first, self.maximum = first, maximum
+        self.attempts = 0
+        self._delay = 0.0
+
+    def next_delay(self) -> float:
+        """Count a failed attempt; the seconds to wait before the next one."""
+        self.attempts += 1
+        self._delay = self.first if self.attempts == 1 else min(self._delay * 2, self.maximum)
+        return self._delay
+
+    def reset(self):
+        self.attempts, self._delay = 0, 0.0
+
 
 class Command(BaseCommand):
     help = "Process pending generations until stopped (SIGTERM finishes the current one)."
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stopping = False
+        self.backoff = Backoff()
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Process what is pending now, then exit.")
@@ -28,29 +72,45 @@ class Command(BaseCommand):
 
     def handle(self, *args, once, max_items, idle_sleep, sweep_every, **options):
         self.stopping = False
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        connection.settings_dict.setdefault("OPTIONS", {}).setdefault("connect_timeout", CONNECT_TIMEOUT)
+        try:
+            processed = self.work(once=once, max_items=max_items, idle_sleep=idle_sleep, sweep_every=sweep_every)
+        finally:
+            for sig, handler in previous.items():  # run in-process (call_command): give them back
+                if handler is not None:
+                    signal.signal(sig, handler)
+        self.stdout.write(f"worker stopped after {processed} item(s)")
+
+    def work(self, *, once, max_items, idle_sleep, sweep_every) -> int:
         self.stdout.write(f"worker started (sweep every {sweep_every:g} s)")
         processed, last_sweep = 0, 0.0
         while not self.stopping:
-            if not connection.in_atomic_block:  # (tests run the worker inside one)
-                close_old_connections()
-            if time.monotonic() - last_sweep >= sweep_every:
-                swept = services.generation_sweep()
-                if swept:
-                    self.stdout.write(self.style.WARNING(f"sweep: failed and refunded {swept} stuck generation(s)"))
-                last_sweep = time.monotonic()
-            generation = services.generation_claim_next()
+            try:
+                if not connection.in_atomic_block:  # (tests run the worker inside one)
+                    close_old_connections()
+                if time.monotonic() - last_sweep >= sweep_every:
+                    swept = services.generation_sweep()
+                    if swept:
+                        self.stdout.write(self.style.WARNING(f"sweep: failed and refunded {swept} stuck generation(s)"))
+                    last_sweep = time.monotonic()
+                generation = services.generation_claim_next()
+            except DATABASE_UNAVAILABLE as exc:
+                if connection.in_atomic_block:  # an outer transaction cannot outlive its connection
+                    raise
+                self.database_unavailable(exc)
+                continue
+            self.database_available()
             if generation is None:
                 if once:
                     break
-                time.sleep(idle_sleep)
+                self._wait(idle_sleep)
                 continue
             self.process(generation)
             processed += 1
             if max_items and processed >= max_items:
                 break
-        self.stdout.write(f"worker stopped after {processed} item(s)")
+        return processed
 
     def process(self, generation):
         started = time.monotonic()
@@ -58,27 +118,92 @@ class Command(BaseCommand):
         try:
             result = get_provider(generation.ai_model).run(generation)
         except ProviderError as exc:
-            services.generation_fail(
+            recorded = self.record(
+                f"failure: {exc} (provider request {exc.provider_request_id or '-'})",
+                services.generation_fail,
                 generation=generation,
                 error=str(exc),
                 from_statuses=["processing"],
                 provider_request_id=exc.provider_request_id,
             )
-            self.stdout.write(self.style.ERROR(f"{generation.pk}: failed and refunded: {exc}"))
+            if recorded is not _GAVE_UP:
+                self.stdout.write(self.style.ERROR(f"{generation.pk}: failed and refunded: {exc}"))
             return
         except Exception as exc:  # a bug in a provider must not kill the worker or keep the credits
-            services.generation_fail(
-                generation=generation, error=f"Internal error: {type(exc).__name__}", from_statuses=["processing"]
-            )
             self.stderr.write(f"{generation.pk}: provider crashed: {exc!r}")
+            self.record(
+                f"failure: provider crashed: {exc!r}",
+                services.generation_fail,
+                generation=generation,
+                error=f"Internal error: {type(exc).__name__}",
+                from_statuses=["processing"],
+            )
             return
-        if services.generation_complete(
-            generation=generation, outputs=result.outputs, provider_request_id=result.provider_request_id
-        ):
+        recorded = self.record(
+            f"outputs {result.outputs!r} (provider request {result.provider_request_id or '-'})",
+            services.generation_complete,
+            generation=generation,
+            outputs=result.outputs,
+            provider_request_id=result.provider_request_id,
+        )
+        if recorded is _GAVE_UP:
+            return
+        if recorded:
             elapsed = time.monotonic() - started
             self.stdout.write(self.style.SUCCESS(f"{generation.pk}: completed in {elapsed:.2f} s"))
         else:
             self.stdout.write(f"{generation.pk}: finished elsewhere meanwhile (cancelled or swept); result dropped")
+
+    def record(self, what: str, service, *, generation, **kwargs):
+        """``service(generation=generation, **kwargs)`` (recording a provider's result),
+        retried with backoff while the database is unavailable: its transitions are
+        conditional, so a retry never records twice. ``_GAVE_UP`` once the worker is
+        stopping: ``what`` (the result) then goes to stderr, and the row stays processing
+        until the sweep fails and refunds it."""
+        while True:
+            try:
+                recorded = service(generation=generation, **kwargs)
+            except DATABASE_UNAVAILABLE as exc:
+                if connection.in_atomic_block:
+                    raise
+                if not self.stopping:
+                    self.database_unavailable(exc)
+                if self.stopping:
+                    self.stderr.write(
+                        f"{generation.pk}: result not recorded (database unavailable and the worker is stopping; "
+                        f"the sweep will fail and refund it): {what}"
+                    )
+                    return _GAVE_UP
+                continue
+            self.database_available()
+            return recorded
+
+    def database_unavailable(self, exc: Exception):
+        """Say so, drop the connection, wait the next backoff delay (or until SIGTERM)."""
+        delay = self.backoff.next_delay()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        self.stderr.write(
+            f"database unavailable (attempt {self.backoff.attempts}): {message}; retrying in {delay:.1f} s"
+        )
+        try:
+            connection.close()  # the next query connects again
+        except (DatabaseError, psycopg.Error):
+            pass
+        self._wait(delay)
+
+    def database_available(self):
+        if self.backoff.attempts:
+            self.stdout.write(f"database available again after {self.backoff.attempts} failed attempt(s)")
+            self.backoff.reset()
+
+    def _wait(self, seconds: float):
+        """Sleep ``seconds``, but wake up at once when told to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(remaining, WAIT_SLICE))
 
     def _stop(self, signum, frame):
         self.stdout.write("stopping after the current item …")
