@@ -77,6 +77,7 @@ PROFILE = "cols:full_name,avatar_url,metadata"
 PROJECT = "cols:name,description,visibility,archived_at"
 STACK = "cols:name,description,tags,category,visibility,style,compatible_models"
 EDITOR = "cols:name,description,tags,category,style,compatible_models"  # not visibility (a trigger)
+DELIVERY = "all cols:outcome,status_code,reason,generation_id"  # a webhook delivery's outcome
 
 # fmt: off
 MATRIX = {
@@ -122,7 +123,7 @@ MATRIX = {
         #          anon      owner     other     editor viewer staff  service_role
         "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
         "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "ok"),
-        "update": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
+        "update": ("denied", "denied", "denied", NA,    NA,    "all", DELIVERY),
         "delete": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
     },
     "public.style_stacks": {
