@@ -37,7 +37,7 @@ from stylestacks.forms import (
     StylePresetAdminForm,
     StyleStackAdminForm,
 )
-from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.presets_io import MAX_FILE_BYTES, presets_dumps, presets_export, presets_import, presets_load
 from velro.admin import ReadOnlyInlineMixin
 
@@ -333,6 +333,30 @@ class StackContributorInline(admin.TabularInline):
         return super().get_queryset(request).select_related("user", "invited_by")
 
 
+class StackInviteInline(admin.TabularInline):
+    """Invites waiting for their address to sign up (it then becomes a contributor, by
+    a trigger). Staff may withdraw one; invites are made by the owner through the API,
+    whose answer does not tell whether an address is registered."""
+
+    model = StackInvite
+    fk_name = "stack"
+    fields = ("email", "role", "invited_by", "created_at")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    extra = 0
+    verbose_name = "pending invite"
+    verbose_name_plural = "pending invites"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("invited_by")
+
+
 class StyleStackVersionInline(ReadOnlyInlineMixin, admin.TabularInline):
     """Previous documents, newest first (kept by the keep_version trigger). The
     documents themselves are left out: up to 64 KB each, on every page view."""
@@ -381,7 +405,7 @@ class StyleStackAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    inlines = [StackContributorInline, StyleStackVersionInline]
+    inlines = [StackContributorInline, StackInviteInline, StyleStackVersionInline]
     actions = ["feature", "unfeature", "make_private"]
     fieldsets = (
         (None, {"fields": ("id", "user", "name", "description", "tags", "category", "visibility")}),

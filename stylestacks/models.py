@@ -6,7 +6,7 @@ from django.contrib.postgres.functions import RandomUUID
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models.functions import Lower, Now
 
 
 class Category(models.TextChoices):
@@ -223,6 +223,60 @@ class StackContributor(models.Model):
 
     def __str__(self):
         return f"{self.user_id} {self.role} of {self.stack_id}"
+
+
+class StackInvite(models.Model):
+    """An invitation to a stack for an address that has no account yet
+    (``public.stack_invites``).
+
+    Inviting never tells the owner whether an address is registered: a registered
+    person becomes a contributor at once, anyone else gets a row here, and the trigger
+    ``on_auth_user_created_accept_invites`` on ``auth.users`` turns every row for an
+    address into a contributor when that address signs up (whatever creates the
+    identity), in the same transaction. Rows are written only by the database functions
+    (stylestacks/migrations/0006_stack_invites.py); the stack's owner reads and
+    withdraws them.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False)
+    stack = models.ForeignKey(
+        StyleStack,
+        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database
+        db_constraint=False,
+        db_index=False,  # the (stack, email) unique index leads with stack_id
+        related_name="invites",
+    )
+    # Lower-cased and trimmed by the function that writes it; the sign-up trigger looks
+    # the new identity's lower-cased email up here.
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=10, choices=StackContributor.Role.choices, default=StackContributor.Role.VIEWER)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,  # ON DELETE SET NULL in the database
+        db_constraint=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "stack_invites"
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One invite per address and stack: inviting again changes the role.
+            models.UniqueConstraint(fields=["stack", "email"], name="stack_invites_stack_email_key"),
+            models.CheckConstraint(condition=models.Q(role__in=["viewer", "editor"]), name="stack_invites_role_valid"),
+            models.CheckConstraint(condition=models.Q(email=Lower("email")), name="stack_invites_email_lower"),
+        ]
+        indexes = [
+            # The RLS policies filter on stack_id: the unique constraint's index. The
+            # sign-up trigger looks up by email.
+            models.Index(fields=["email"], name="stack_invites_email_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} {self.role} of {self.stack_id} (pending)"
 
 
 class StyleStackVersion(models.Model):

@@ -3,7 +3,7 @@ from collections import namedtuple
 
 from django.db import connection
 
-from stylestacks.models import StyleStack
+from stylestacks.models import StackContributor, StackInvite, StyleStack
 from velro.db import translating_db_errors
 
 # What a page shows: every column but the document and the search vector (a list leaves
@@ -42,3 +42,34 @@ def stylestacks_explore(
 def _row_class(columns: tuple[str, ...]):
     """The named tuple of explore's rows (one class per column list, not per request)."""
     return namedtuple("ExploredStack", columns)
+
+
+def stack_people(*, stack: StyleStack, include_pending: bool) -> list[dict]:
+    """The stack's contributors and, with ``include_pending`` (its owner asking), the
+    invites still waiting for their address to sign up; oldest first. Rows in
+    StackPersonSerializer's shape. RLS shows pending invites to the owner alone anyway:
+    the flag saves the query for everyone else."""
+    columns = ("email", "role", "invited_by_id", "created_at")
+    people = [
+        _person(user=user, invite_id=None, row=row)
+        for user, *row in StackContributor.objects.filter(stack=stack).values_list("user_id", *columns)
+    ]
+    if include_pending:
+        people += [
+            _person(user=None, invite_id=pk, row=row)
+            for pk, *row in StackInvite.objects.filter(stack=stack).values_list("id", *columns)
+        ]
+    return sorted(people, key=lambda person: (person["created_at"], person["pending"], person["email"]))
+
+
+def _person(*, user, invite_id, row) -> dict:
+    email, role, invited_by, created_at = row
+    return {
+        "user": user,
+        "email": email,
+        "role": role,
+        "invited_by": invited_by,
+        "created_at": created_at,
+        "pending": invite_id is not None,
+        "invite_id": invite_id,
+    }

@@ -185,6 +185,39 @@ class ContributorAddInputSerializer(StrictInputMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=StackContributor.Role.choices, default=StackContributor.Role.VIEWER)
 
 
+class InvitationSerializer(serializers.Serializer):
+    """The answer to an invite: the same whether or not the address has an account."""
+
+    email = serializers.EmailField(read_only=True, help_text="The invited address, trimmed and lower-cased.")
+    role = serializers.ChoiceField(choices=StackContributor.Role.choices, read_only=True)
+    status = serializers.ChoiceField(
+        choices=["invited"],
+        read_only=True,
+        help_text="Always `invited`: a registered address is on the stack now, any other one as soon as it "
+        "signs up. Which of the two it was is not told.",
+    )
+
+
+class StackPersonSerializer(serializers.Serializer):
+    """Someone on a stack: a contributor, or (shown to the owner only) a pending invite
+    to an address that has no account yet."""
+
+    user = serializers.UUIDField(read_only=True, allow_null=True, help_text="Null while the invite is pending.")
+    email = serializers.EmailField(read_only=True)
+    role = serializers.ChoiceField(choices=StackContributor.Role.choices, read_only=True)
+    invited_by = serializers.UUIDField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    pending = serializers.BooleanField(
+        read_only=True, help_text="An invite waiting for its address to sign up; it then becomes a contributor."
+    )
+    invite_id = serializers.UUIDField(
+        read_only=True,
+        allow_null=True,
+        help_text="A pending invite's id, to withdraw it (DELETE style-stacks/{id}/invites/{invite_id}); "
+        "null for contributors.",
+    )
+
+
 class ContributorRoleInputSerializer(StrictInputMixin, serializers.Serializer):
     role = serializers.ChoiceField(choices=StackContributor.Role.choices)
 

@@ -8,11 +8,13 @@ previous document and ``count_fork`` counts forks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.schema import validate_document
 from velro import rls
 from velro.db import call_function
@@ -167,13 +169,40 @@ def stylestack_restore_version(*, stack: StyleStack, user, version: int) -> Styl
     return stylestack_update(stack=stack, user=user, data={"style": previous.style})
 
 
-def contributor_add(*, stack: StyleStack, user, email: str, role: str) -> StackContributor:
-    """Invite (or re-role) the person with ``email``. Only the owner; the lookup of the
-    email happens in the database (public.stack_contributor_add), since the API role
-    cannot read identities."""
+@dataclass(frozen=True)
+class Invitation:
+    """What inviting an address answers: the same whether or not it has an account."""
+
+    email: str
+    role: str
+    status: str = "invited"
+
+
+def contributor_add(*, stack: StyleStack, user, email: str, role: str) -> Invitation:
+    """Share ``stack`` with the person at ``email`` as ``role``; only its owner may.
+
+    A registered address becomes a contributor at once (inviting again changes the
+    role); any other address is kept as a pending :class:`StackInvite` that the database
+    turns into a contributor when it signs up. The answer, the statements run and the
+    errors are the same either way, so it never tells whether an address has an account
+    (public.stack_contributor_add, stylestacks/migrations/0006_stack_invites.py).
+
+    Raises Http404 when ``user`` does not own the stack, ValidationError on ``email``
+    for their own address (or one that is not an address), on ``role`` for a role that
+    is neither viewer nor editor.
+    """
     with rls.acting_as(user):
-        contributor_id = call_function("stack_contributor_add", stack.pk, email, role)
-    return StackContributor.objects.get(pk=contributor_id)
+        address = call_function("stack_contributor_add", stack.pk, email, role)
+    return Invitation(email=address, role=role)
+
+
+@transaction.atomic
+def invite_withdraw(*, invite: StackInvite, user) -> None:
+    """Remove a pending invite: its address gets no access when it signs up. Only the
+    stack's owner (PermissionDenied otherwise; RLS hides the row from anyone else)."""
+    if stack_role(stack=invite.stack, user=user) != "owner":
+        raise PermissionDenied("Only the owner manages invites.")
+    invite.delete()
 
 
 @transaction.atomic

@@ -13,9 +13,9 @@ from rest_framework.utils.urls import replace_query_param
 from stylestacks import serializers, services
 from stylestacks.compose import compose
 from stylestacks.filters import StylePresetFilterSet, StyleStackFilterSet
-from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.schema import STYLE_SCHEMA
-from stylestacks.selectors import stylestacks_explore
+from stylestacks.selectors import stack_people, stylestacks_explore
 from velro.api import BaseGenericViewSet, BaseReadOnlyModelViewSet
 from velro.openapi import errors
 
@@ -266,16 +266,23 @@ class StyleStackViewSet(
     @extend_schema(
         methods=["GET"],
         summary="People a style stack is shared with",
+        description="Its contributors and, for the owner, the invites still waiting for their address to sign up "
+        "(`pending`, with the `invite_id` that withdraws one).",
         tags=["style stacks"],
-        responses={200: serializers.ContributorSerializer(many=True), **errors(401, 404)},
+        responses={200: serializers.StackPersonSerializer(many=True), **errors(401, 404)},
     )
     @extend_schema(
         methods=["POST"],
         summary="Share a style stack (owner)",
+        description=(
+            "Invite someone by email. The answer is the same whether or not the address has an account: a "
+            "registered person is on the stack at once, any other address as soon as it signs up (until then "
+            "it is listed as pending). Inviting again changes the role. Your own address is a 400."
+        ),
         tags=["style stacks"],
         request=serializers.ContributorAddInputSerializer,
         examples=[OpenApiExample("editor", value={"email": "bob@example.com", "role": "editor"}, request_only=True)],
-        responses={201: serializers.ContributorSerializer, **errors(400, 401, 404)},
+        responses={202: serializers.InvitationSerializer, **errors(400, 401, 404)},
     )
     @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
     def contributors(self, request, pk=None):
@@ -283,10 +290,39 @@ class StyleStackViewSet(
         if request.method == "POST":
             data = serializers.ContributorAddInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            contributor = services.contributor_add(stack=stack, user=request.user, **data.validated_data)
-            return Response(serializers.ContributorSerializer(contributor).data, status=status.HTTP_201_CREATED)
-        people = StackContributor.objects.filter(stack=stack).order_by("created_at")
-        return Response(serializers.ContributorSerializer(people, many=True).data)
+            invitation = services.contributor_add(stack=stack, user=request.user, **data.validated_data)
+            return Response(serializers.InvitationSerializer(invitation).data, status=status.HTTP_202_ACCEPTED)
+        people = stack_people(stack=stack, include_pending=stack.user_id == request.user.pk)
+        return Response(serializers.StackPersonSerializer(people, many=True).data)
+
+    @extend_schema(
+        summary="Withdraw a pending invite (owner)",
+        description="The address gets no access when it signs up. Contributors are removed with "
+        "DELETE contributors/{user_id}.",
+        tags=["style stacks"],
+        parameters=[OpenApiParameter("invite_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={204: None, **errors(401, 404)},
+    )
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"invites/(?P<invite_id>[0-9a-f-]{36})",
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def invite(self, request, pk=None, invite_id=None):
+        stack = self.get_object()
+        try:
+            invite_id = uuid.UUID(invite_id)
+        except ValueError as exc:  # the route lets through e.g. 36 dashes
+            raise Http404("No such invite.") from exc
+        # RLS shows a stack's pending invites to its owner only.
+        invite = StackInvite.objects.filter(stack=stack, pk=invite_id).first()
+        if invite is None:
+            raise Http404("No such invite.")
+        invite.stack = stack
+        services.invite_withdraw(invite=invite, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         methods=["PATCH"],

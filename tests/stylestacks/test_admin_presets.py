@@ -9,7 +9,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.services import stylestack_create
 from tests.factories import UserFactory
 
@@ -419,7 +419,7 @@ def test_stack_actions_feature_unfeature_and_make_private_report_counts(alice, s
     assert not StyleStack.objects.filter(is_featured=True).exists()
 
 
-def stack_form_data(stack: StyleStack, contributors=(), **changes) -> dict:
+def stack_form_data(stack: StyleStack, contributors=(), invites=(), **changes) -> dict:
     data = {
         "user": str(stack.user_id),
         "name": stack.name,
@@ -441,6 +441,10 @@ def stack_form_data(stack: StyleStack, contributors=(), **changes) -> dict:
             f"{prefix}-INITIAL_FORMS": str(sum(1 for row in rows if row.get("id"))),
             f"{prefix}-MIN_NUM_FORMS": "0",
             f"{prefix}-MAX_NUM_FORMS": "1000",
+            "invites-TOTAL_FORMS": str(len(invites)),
+            "invites-INITIAL_FORMS": str(len(invites)),
+            "invites-MIN_NUM_FORMS": "0",
+            "invites-MAX_NUM_FORMS": "1000",
             "versions-TOTAL_FORMS": "0",
             "versions-INITIAL_FORMS": "0",
             "versions-MIN_NUM_FORMS": "0",
@@ -451,21 +455,29 @@ def stack_form_data(stack: StyleStack, contributors=(), **changes) -> dict:
         for key, value in row.items():
             data[f"{prefix}-{index}-{key}"] = value
         data[f"{prefix}-{index}-stack"] = str(stack.pk)
+    for index, row in enumerate(invites):  # existing pending invites: read only, "DELETE" withdraws
+        for key, value in row.items():
+            data[f"invites-{index}-{key}"] = value
+        data[f"invites-{index}-stack"] = str(stack.pk)
     data.update(changes)
     return data
 
 
-def test_the_stack_page_shows_contributors_and_versions(alice, bob, staff_client):
+def test_the_stack_page_shows_contributors_pending_invites_and_versions(alice, bob, staff_client):
     stack = make_stack(alice)
     StackContributor.objects.create(stack=stack, user=bob, role="editor", email=bob.email)
+    StackInvite.objects.create(stack=stack, email="nobody@example.com", role="viewer", invited_by=alice)
     StyleStack.objects.filter(pk=stack.pk).update(style={**NOIR, "parameters": {"seed": 1}})  # version 2
     page = staff_client.get(f"{STACKS}{stack.pk}/change/")
     assert page.status_code == 200
     content = page.content.decode()
     assert "bob@example.com" in content
+    assert "nobody@example.com" in content
     formsets = {f.formset.prefix: f for f in page.context["inline_admin_formsets"]}
-    assert set(formsets) == {"contributors", "versions"}
+    assert set(formsets) == {"contributors", "invites", "versions"}
     assert [form.instance.user_id for form in formsets["contributors"].formset.forms] == [bob.pk]
+    assert [form.instance.email for form in formsets["invites"].formset.forms] == ["nobody@example.com"]
+    assert (formsets["invites"].has_add_permission, formsets["invites"].has_change_permission) == (False, False)
     assert [form.instance.version for form in formsets["versions"].formset.forms] == [1]
     assert formsets["versions"].has_change_permission is False
 
@@ -519,6 +531,18 @@ def test_staff_add_change_and_remove_contributors_inline(alice, bob, staff, staf
     rows = [{"id": str(contributor.pk), "user": str(bob.pk), "role": "editor", "DELETE": "on"}]
     assert staff_client.post(f"{STACKS}{stack.pk}/change/", stack_form_data(stack, rows)).status_code == 302
     assert not StackContributor.objects.filter(stack=stack).exists()
+
+
+def test_staff_withdraw_a_pending_invite_inline(alice, staff_client):
+    stack = make_stack(alice)
+    invite = StackInvite.objects.create(stack=stack, email="nobody@example.com", role="viewer", invited_by=alice)
+    kept = StackInvite.objects.create(stack=stack, email="somebody@example.com", role="editor", invited_by=alice)
+    rows = [{"id": str(invite.pk), "DELETE": "on"}, {"id": str(kept.pk)}]
+    response = staff_client.post(f"{STACKS}{stack.pk}/change/", stack_form_data(stack, invites=rows))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert list(StackInvite.objects.filter(stack=stack).values_list("email", "role")) == [
+        ("somebody@example.com", "editor")
+    ]
 
 
 def test_every_seeded_preset_previews_without_errors(staff_client):
