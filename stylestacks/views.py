@@ -10,12 +10,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from accounts.throttles import RateLimited
 from stylestacks import serializers, services
 from stylestacks.compose import compose
 from stylestacks.filters import StylePresetFilterSet, StyleStackFilterSet
 from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.schema import STYLE_SCHEMA
 from stylestacks.selectors import stack_people, stylestacks_explore
+from stylestacks.throttles import InviteUserThrottle
 from velro.api import BaseGenericViewSet, BaseReadOnlyModelViewSet
 from velro.openapi import errors
 
@@ -277,14 +279,21 @@ class StyleStackViewSet(
         description=(
             "Invite someone by email. The answer is the same whether or not the address has an account: a "
             "registered person is on the stack at once, any other address as soon as it signs up (until then "
-            "it is listed as pending). Inviting again changes the role. Your own address is a 400."
+            "it is listed as pending). Inviting again changes the role. Your own address is a 400. "
+            "Rate-limited per person (`RATE_LIMIT_INVITE_USER`, 30 an hour by default): 429 with Retry-After."
         ),
         tags=["style stacks"],
         request=serializers.ContributorAddInputSerializer,
         examples=[OpenApiExample("editor", value={"email": "bob@example.com", "role": "editor"}, request_only=True)],
-        responses={202: serializers.InvitationSerializer, **errors(400, 401, 404)},
+        responses={202: serializers.InvitationSerializer, **errors(400, 401, 404, 429)},
     )
-    @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        pagination_class=None,
+        filterset_class=None,
+        throttle_classes=[InviteUserThrottle],
+    )
     def contributors(self, request, pk=None):
         stack = self.get_object()
         if request.method == "POST":
@@ -323,6 +332,13 @@ class StyleStackViewSet(
         invite.stack = stack
         services.invite_withdraw(invite=invite, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def check_throttles(self, request):
+        # The limit that was hit, in the auth views' words: "Too many invitations. Try
+        # again in 42 seconds." (429, Retry-After).
+        for throttle in self.get_throttles():
+            if not throttle.allow_request(request, self):
+                raise RateLimited(wait=throttle.wait(), detail=f"{throttle.message}.")
 
     @extend_schema(
         methods=["PATCH"],

@@ -205,6 +205,7 @@ def _rate_limit(scope: str, default: str) -> str | None:
 
 
 RATE_LIMITS = {scope: _rate_limit(scope, default) for scope, default in _RATE_LIMIT_DEFAULTS.items()}
+RATE_LIMITS["invite_user"] = _rate_limit("invite_user", "30/hour")  # POST style-stacks/{id}/contributors
 # The client IP is REMOTE_ADDR. Behind N proxies that each append to X-Forwarded-For
 # (a load balancer, nginx), set NUM_PROXIES=N; with 0 the header is ignored, as it can
 # be forged.

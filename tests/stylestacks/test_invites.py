@@ -4,7 +4,7 @@
 ``POST style-stacks/{id}/contributors`` answers the same for a registered and an unknown
 address: a registered one becomes a contributor at once, an unknown one is kept as a
 pending invite (``public.stack_invites``) that the database turns into a contributor when
-that address signs up, whatever creates the identity.
+that address signs up, whatever creates the identity. Invites are rate-limited per user.
 """
 
 import uuid
@@ -48,6 +48,17 @@ def contributors(stack) -> dict:
 @pytest.fixture
 def stack(alice) -> StyleStack:
     return stylestack_create(user=alice, name="Noir", style=NOIR)
+
+
+@pytest.fixture
+def limits(settings):
+    """``limits("3/hour")``: the invite rate for this test (None: off)."""
+
+    def set_rate(rate):
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "invite_user": rate}
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+
+    return set_rate
 
 
 # --- the answer reveals nothing ----------------------------------------------------------
@@ -221,10 +232,38 @@ def test_an_invite_of_another_stack_is_not_found_through_this_one(alice, stack, 
 def test_the_schema_documents_the_invite_endpoints(db, api):
     schema = api.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     contributors_path = schema["paths"]["/api/v1/style-stacks/{id}/contributors"]
-    assert "202" in contributors_path["post"]["responses"]
+    assert {"202", "429"} <= set(contributors_path["post"]["responses"])
     assert "201" not in contributors_path["post"]["responses"]
     withdraw = schema["paths"]["/api/v1/style-stacks/{id}/invites/{invite_id}"]["delete"]
     assert {"204", "404"} <= set(withdraw["responses"])
+
+
+# --- rate limit --------------------------------------------------------------------------
+
+
+def test_invites_are_rate_limited_per_user(alice, bob, stack, api_as, limits):
+    limits("3/hour")
+    client = api_as(alice)
+    answers = [invite(client, stack, f"p{i}@example.com").status_code for i in range(3)]
+    assert answers == [202, 202, 202]
+    assert client.get(invite_url(stack)).status_code == 200  # reading is not counted
+
+    refused = invite(client, stack, "bob@example.com")
+
+    assert refused.status_code == 429, refused.content
+    assert refused.json()["code"] == "throttled"
+    assert refused.json()["detail"].startswith("Too many invitations. Try again in ")
+    assert 1 <= int(refused["Retry-After"]) <= 3600
+    assert invite(client, stack, "nobody@example.com").status_code == 429  # registered or not
+    assert "bob@example.com" not in contributors(stack) and len(pending(stack)) == 3
+    # Another person has their own quota.
+    assert invite(api_as(bob), stylestack_create(user=bob, name="B", style=NOIR), "z@example.com").status_code == 202
+
+
+def test_the_invite_limit_can_be_turned_off(alice, stack, api_as, limits):
+    limits(None)
+    client = api_as(alice)
+    assert {invite(client, stack, f"p{i}@example.com").status_code for i in range(40)} == {202}
 
 
 # --- the database: RLS, grants, functions ------------------------------------------------
