@@ -348,7 +348,7 @@ def check_policy_auth_calls(cursor) -> Outcome:
 # Functions an extension installed are the extension's business.
 _OWN_FUNCTIONS = """
 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
-WHERE n.nspname IN ('public', 'auth') AND p.prokind IN ('f', 'p')
+WHERE n.nspname IN ('public', 'auth', 'private') AND p.prokind IN ('f', 'p')
   AND NOT EXISTS (SELECT 1 FROM pg_depend AS d
                   WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
 """
@@ -374,7 +374,7 @@ def check_function_search_path(cursor) -> Outcome:
             + ", ".join(row["function"] for row in details),
             details,
         )
-    return Outcome(Level.OK, f"{total} functions in public/auth, each with a fixed search_path", [])
+    return Outcome(Level.OK, f"{total} functions in public/auth/private, each with a fixed search_path", [])
 
 
 _SECURITY_DEFINERS = f"""
@@ -391,15 +391,29 @@ ORDER BY 1
 
 
 def check_security_definers(cursor) -> Outcome:
-    details, exposed = [], []
+    """SECURITY DEFINER functions act beyond their caller's rights. None may be
+    executable by PUBLIC or anon (ERROR); none in the exposed schema ``public`` by
+    ``authenticated`` either (WARN, Supabase's lint 0029: a client could call it through
+    /rest/v1/rpc) — those live in ``private``, behind SECURITY INVOKER wrappers."""
+    details, exposed, rpc = [], [], []
     for name, owner, public, roles in _rows(cursor, _SECURITY_DEFINERS, [[*API_ROLES, "service_role"]]):
         executable_by = (["PUBLIC"] if public else []) + roles
         if public or "anon" in roles:
             exposed.append(name)
+        elif name.startswith("public.") and "authenticated" in roles:
+            rpc.append(name)
         details.append({"function": name, "owner": owner, "executable_by": ", ".join(executable_by)})
     if exposed:
         return Outcome(Level.ERROR, "executable by PUBLIC or anon: " + ", ".join(exposed), details)
-    return Outcome(Level.OK, f"{len(details)} SECURITY DEFINER functions, none executable by PUBLIC or anon", details)
+    if rpc:
+        return Outcome(
+            Level.WARN, "in the exposed schema public, executable by authenticated: " + ", ".join(rpc), details
+        )
+    return Outcome(
+        Level.OK,
+        f"{len(details)} SECURITY DEFINER functions, none executable by PUBLIC or anon, none exposed in public",
+        details,
+    )
 
 
 # --- grants --------------------------------------------------------------------------

@@ -99,6 +99,7 @@ def test_no_api_role_has_privileges_on_djangos_tables_or_identities(db, sql):
         ("public.projects", "anon", True),
         ("public.projects", "authenticated", True),
         ("public.stack_contributors", "authenticated", True),
+        ("public.stack_invites", "authenticated", True),
         ("public.style_stack_presets", "anon", True),
         ("public.style_stack_presets", "authenticated", True),
         ("public.style_stack_versions", "authenticated", True),
@@ -159,10 +160,10 @@ def test_every_function_has_a_fixed_search_path(db, sql):
 CALLABLE_BY_AUTHENTICATED = {
     "private.generation_create",
     "private.generation_cancel",
-    "public.stack_role",  # used by the style stack policies
-    "public.stack_is_visible",  # used by the style stack insert policy
-    "public.stack_contributor_add",
-    "public.style_stacks_explore",  # public stacks only, built in
+    "private.stack_role",  # used by the style stack policies
+    "private.stack_is_visible",  # used by the style stack insert policy
+    "private.stack_contributor_add",
+    "private.style_stacks_explore",  # public stacks only, built in
 }
 
 
@@ -191,22 +192,31 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
         ("private", "generations_count_style_usage"),
         ("private", "handle_new_user"),
         ("private", "handle_updated_user"),
-        ("public", "stack_contributor_add"),
-        ("public", "stack_is_visible"),
-        ("public", "stack_role"),
-        ("public", "style_stacks_count_fork"),
-        ("public", "style_stacks_explore"),
-        ("public", "style_stacks_keep_version"),
+        ("private", "stack_contributor_add"),
+        ("private", "stack_invites_accept"),
+        ("private", "stack_is_visible"),
+        ("private", "stack_role"),
+        ("private", "style_stacks_count_fork"),
+        ("private", "style_stacks_explore"),
+        ("private", "style_stacks_keep_version"),
     ]
+    # Supabase's lints 0028/0029: nothing in the exposed schema acts beyond its caller.
+    assert not [row for row in definers if row[0] == "public"]
 
 
 def test_the_api_calls_invoker_wrappers_in_public(db, sql):
     """What the API calls by name in ``public`` runs with the caller's rights."""
     rows = sql(
         "SELECT p.proname, p.prosecdef FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "WHERE n.nspname = 'public' AND p.proname IN ('generation_create', 'generation_cancel') ORDER BY 1"
+        "WHERE n.nspname = 'public' AND p.proname IN ('generation_create', 'generation_cancel', "
+        "'stack_contributor_add', 'style_stacks_explore') ORDER BY 1"
     )
-    assert rows == [("generation_cancel", False), ("generation_create", False)]
+    assert rows == [
+        ("generation_cancel", False),
+        ("generation_create", False),
+        ("stack_contributor_add", False),
+        ("style_stacks_explore", False),
+    ]
 
 
 def test_the_roles_exist_with_the_right_attributes(db, sql):

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from generations.models import AIModel, Generation
 from generations.services import generation_create
-from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.services import stylestack_create
 from tests.conftest import as_role
 from tests.factories import UserFactory
@@ -249,19 +249,24 @@ def test_contributors_cannot_escalate_themselves(cast):
 
 
 def test_the_owner_invites_by_email_through_the_function(cast):
+    """It answers the normalised address whoever it belongs to (issue 14, defect 8): a
+    registered one becomes a contributor, any other a pending invite."""
     private, carol = cast["private"], cast["carol"]
     with as_role("authenticated", cast["people"]["owner"]) as cursor:
         cursor.execute("SELECT public.stack_contributor_add(%s, %s, 'editor')", [private.pk, "  CAROL@example.com "])
-        (row_id,) = cursor.fetchone()
-    row = StackContributor.objects.get(pk=row_id)
+        assert cursor.fetchone() == ("carol@example.com",)
+        cursor.execute("SELECT public.stack_contributor_add(%s, 'Nobody@example.com', 'viewer')", [private.pk])
+        assert cursor.fetchone() == ("nobody@example.com",)
+    row = StackContributor.objects.get(stack=private, user=carol)
     assert (row.user_id, row.role, row.email, row.invited_by_id) == (
         carol.pk,
         "editor",
         "carol@example.com",
         private.user_id,
     )
-    with pytest.raises(DatabaseError, match="No active user"), as_role("authenticated", cast["people"]["owner"]) as c:
-        c.execute("SELECT public.stack_contributor_add(%s, 'nobody@example.com', 'viewer')", [private.pk])
+    assert list(StackInvite.objects.filter(stack=private).values_list("email", "role", "invited_by_id")) == [
+        ("nobody@example.com", "viewer", private.user_id)
+    ]
     with pytest.raises(ProgrammingError, match=DENIED), as_role("anon") as cursor:
         cursor.execute("SELECT public.stack_contributor_add(%s, 'carol@example.com', 'viewer')", [private.pk])
 

@@ -269,6 +269,30 @@ def test_a_security_definer_function_executable_by_public_is_an_error(db, sql):
     assert row["executable_by"] == "PUBLIC, anon, authenticated, service_role"
 
 
+def test_a_security_definer_function_in_public_executable_by_authenticated_is_a_warning(db, sql):
+    # Supabase's lint 0029: a client could call it through /rest/v1/rpc.
+    sql("CREATE FUNCTION public.hc_rpc() RETURNS int LANGUAGE sql SECURITY DEFINER SET search_path = '' AS 'SELECT 1'")
+    sql("REVOKE ALL ON FUNCTION public.hc_rpc() FROM PUBLIC, anon")
+    sql("GRANT EXECUTE ON FUNCTION public.hc_rpc() TO authenticated")
+
+    check = run("security definer functions")
+
+    assert check.level == Level.WARN
+    assert check.summary == "in the exposed schema public, executable by authenticated: public.hc_rpc()"
+
+
+def test_the_same_function_in_private_is_fine(db, sql):
+    sql("CREATE FUNCTION private.hc_rpc() RETURNS int LANGUAGE sql SECURITY DEFINER SET search_path = '' AS 'SELECT 1'")
+    sql("REVOKE ALL ON FUNCTION private.hc_rpc() FROM PUBLIC, anon")
+    sql("GRANT EXECUTE ON FUNCTION private.hc_rpc() TO authenticated")
+
+    check = run("security definer functions")
+
+    assert check.level == Level.OK, check.summary
+    row = next(row for row in check.details if row["function"] == "private.hc_rpc()")
+    assert row["executable_by"] == "authenticated"
+
+
 def test_a_write_grant_on_a_server_owned_column_is_an_error(db, sql):
     sql("GRANT UPDATE (credits_balance) ON public.users TO authenticated")
 

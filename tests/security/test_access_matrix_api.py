@@ -21,7 +21,7 @@ from generations.models import AIModel, Generation
 from generations.services import generation_create
 from projects.models import Project
 from projects.services import project_create, project_delete
-from stylestacks.models import StackContributor, StylePreset, StyleStack
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack
 from stylestacks.services import stylestack_create
 from tests.conftest import bearer
 from tests.factories import PASSWORD, UserFactory
@@ -40,7 +40,8 @@ token — staff have no extra API rights except the health report.
 **Paths.** `{private}` alice's private (empty) project, `{public}` her public project,
 `{archived}` her archived project, `{generation}` her pending generation, `{stack}` her
 private stack (one earlier version), `{public_stack}` her public stack, `{viewer}` dave's
-user id, `{preset}` an active preset, `{refresh}` alice's refresh token.
+user id, `{invite}` a pending invite of `{stack}` (an address with no account), `{preset}`
+an active preset, `{refresh}` alice's refresh token.
 
 **Cells.** The status code: 2xx done; 400 refused as invalid (an editor changing
 `visibility`); 401 no or bad credentials (a user's token is no webhook signature); 403
@@ -72,6 +73,7 @@ BODIES = {
     "PATCH style-stacks/{stack} (visibility)": {"visibility": "public"},
     "POST style-stacks/{stack}/compose": {"ai_model": "fal-ai/flux/dev", "prompt": "a lighthouse"},
     "POST style-stacks/{stack}/contributors": {"email": "erin@example.com", "role": "viewer"},
+    "POST style-stacks/{stack}/contributors (no account)": {"email": "nobody@example.com", "role": "viewer"},
     "PATCH style-stacks/{stack}/contributors/{viewer}": {"role": "editor"},
 }
 
@@ -124,9 +126,11 @@ MATRIX = {
     "GET style-stacks/{stack}/versions":                 (401, 200,  404,  200,   200,   404),
     "POST style-stacks/{stack}/versions/1/restore":      (401, 200,  404,  200,   403,   404),
     "GET style-stacks/{stack}/contributors":             (401, 200,  404,  200,   200,   404),
-    "POST style-stacks/{stack}/contributors":            (401, 201,  404,  404,   404,   404),
+    "POST style-stacks/{stack}/contributors":            (401, 202,  404,  404,   404,   404),
+    "POST style-stacks/{stack}/contributors (no account)": (401, 202, 404,  404,   404,   404),
     "PATCH style-stacks/{stack}/contributors/{viewer}":  (401, 200,  404,  403,   403,   404),
     "DELETE style-stacks/{stack}/contributors/{viewer}": (401, 204,  404,  403,   204,   404),
+    "DELETE style-stacks/{stack}/invites/{invite}":      (401, 204,  404,  404,   404,   404),
     "GET presets":                                       (200, 200,  200,  NA,    NA,    200),
     "GET presets/{preset}":                              (200, 200,  200,  NA,    NA,    200),
     "GET health":                                        (200, 200,  200,  NA,    NA,    200),
@@ -174,6 +178,7 @@ def world(alice, bob, staff, settings):
     for person, role in ((carol, "editor"), (dave, "viewer")):
         StackContributor.objects.create(stack=stack, user=person, role=role, email=person.email, invited_by=alice)
     StyleStack.objects.filter(pk=stack.pk).update(style=NEON)  # version 1 is kept
+    invite = StackInvite.objects.create(stack=stack, email="frank@example.com", role="viewer", invited_by=alice)
     public_stack = stylestack_create(user=alice, name="Public stack", visibility="public")
     preset = StylePreset.objects.create(slug="matrix-noir", name="Noir", style=NEON)
     assert Generation.objects.get(pk=generation.pk).status == "pending"
@@ -187,6 +192,7 @@ def world(alice, bob, staff, settings):
             "stack": str(stack.pk),
             "public_stack": str(public_stack.pk),
             "viewer": str(dave.pk),
+            "invite": str(invite.pk),
             "preset": preset.slug,
             "refresh": str(RefreshToken.for_user(alice)),
         },
@@ -255,7 +261,8 @@ def api_routes(resolver=None, prefix=""):
 
 DUMMY_IDS = {
     **{name: str(uuid.UUID(int=0)) for name in ("private", "public", "archived", "generation", "stack")},
-    **{"public_stack": str(uuid.UUID(int=1)), "viewer": str(uuid.UUID(int=2)), "preset": "x", "refresh": "x"},
+    **{"public_stack": str(uuid.UUID(int=1)), "viewer": str(uuid.UUID(int=2)), "invite": str(uuid.UUID(int=3))},
+    **{"preset": "x", "refresh": "x"},
 }
 
 

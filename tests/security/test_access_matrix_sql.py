@@ -23,7 +23,7 @@ from django.utils import timezone
 from generations.models import AIModel, WebhookDelivery
 from generations.services import generation_create
 from projects.services import project_create
-from stylestacks.models import StackContributor, StylePreset, StyleStack
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack
 from stylestacks.services import stylestack_create
 from tests.conftest import as_role
 from tests.factories import UserFactory
@@ -39,7 +39,8 @@ service side (BYPASSRLS), e.g. signed provider webhooks.
 a third person who is never an actor. alice has a generation, a private and a public
 project, and stacks S1 (private, shared with carol as editor and dave as viewer), S2
 (private, shared with erin), S3 (public) and S4 (unlisted); zed the same kinds of project
-and generation, a private stack shared with erin and a public one. The catalog and
+and generation, a private stack shared with erin and a public one. S1 and zed's private
+stack each have a pending invite (an address with no account). The catalog and
 presets: the test's own active and inactive row. Every other table: every row.
 
 **Cells.** select, update and delete name the rows reached (several joined by `+`):
@@ -139,6 +140,15 @@ MATRIX = {
         "insert": ("denied", "trigger",       "refused",        "refused",        "refused",        "ok",  "ok"),
         "update": ("denied", "own cols:role", "none cols:role", "none cols:role", "none cols:role", "all", "all"),
         "delete": ("denied", "own",           "none",           "self",           "self",           "all", "all"),
+    },
+    # Pending invites (addresses with no account yet): the stack's owner reads and
+    # withdraws them; only private.stack_contributor_add writes them.
+    "public.stack_invites": {
+        #          anon      owner     other     editor    viewer    staff  service_role
+        "select": ("denied", "own",    "none",   "none",   "none",   "all", "all"),
+        "insert": ("denied", "denied", "denied", "denied", "denied", "ok",  "ok"),
+        "update": ("denied", "denied", "denied", "denied", "denied", "all", "all"),
+        "delete": ("denied", "own",    "none",   "none",   "none",   "all", "all"),
     },
     "public.style_stack_versions": {
         #          anon      owner     other     editor    viewer    staff  service_role
@@ -273,6 +283,12 @@ TABLES = {
         insert="INSERT INTO public.stack_contributors (stack_id, user_id, role, email, invited_by_id) "
         "VALUES (%(s1)s, %(frank)s, 'viewer', 'frank@example.com', %(zed)s) RETURNING invited_by_id = %(zed)s",
     ),
+    "public.stack_invites": Table(
+        scope=f"stack_id IN {STACKS_IN_SCOPE}",
+        words={"own": f"stack_id IN {MY_STACKS}"},
+        insert="INSERT INTO public.stack_invites (stack_id, email, role, invited_by_id) "
+        "VALUES (%(s1)s, 'new@example.com', 'viewer', %(alice)s) RETURNING true",
+    ),
     "public.style_stack_versions": Table(
         scope=f"stack_id IN {STACKS_IN_SCOPE}",
         words={"own": f"stack_id IN {MY_STACKS}", "shared": f"stack_id IN {SHARED_WITH_ME}"},
@@ -363,6 +379,8 @@ def world(alice, bob):
         ("z1", erin, "viewer"),
     ):
         StackContributor.objects.create(stack=stacks[stack], user=person, role=role, email=person.email)
+    for stack in ("s1", "z1"):  # an address with no account, invited to S1 and Z1
+        StackInvite.objects.create(stack=stacks[stack], email="pending@example.com", role="viewer")
     # keep_version keeps version 1 of S1, S2, S3 and Z1.
     StyleStack.objects.filter(pk__in=[stacks[name].pk for name in ("s1", "s2", "s3", "z1")]).update(style=NEON)
 

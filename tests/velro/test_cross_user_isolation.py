@@ -22,7 +22,7 @@ from generations.models import AIModel, Generation
 from generations.services import generation_create
 from projects.models import Project
 from projects.services import project_create, project_delete
-from stylestacks.models import StackContributor, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.schema import STYLE_SCHEMA
 from stylestacks.services import stylestack_create
 from tests.factories import UserFactory
@@ -34,7 +34,7 @@ ALICE_STACK = "Alice secret stack"
 ALICE_STYLE = "alice's secret style: violet fog"
 PRESET = "isolation-noir"
 # The names of alice's objects a Case may use in its path or body.
-ID_KEYS = ("private", "public", "archived", "g1", "g2", "stack", "member")
+ID_KEYS = ("private", "public", "archived", "g1", "g2", "stack", "member", "invite")
 
 # --- the data ------------------------------------------------------------------------
 
@@ -71,6 +71,7 @@ def world(alice, bob):
     member = UserFactory(email="member@example.com")
     stack = stylestack_create(user=alice, name=ALICE_STACK, style=style("first draft"), tags=["violetfog"])
     StackContributor.objects.create(stack=stack, user=member, role="viewer", email=member.email, invited_by=alice)
+    invite = StackInvite.objects.create(stack=stack, email="pending@example.com", role="editor", invited_by=alice)
     StyleStack.objects.filter(pk=stack.pk).update(style=style(ALICE_STYLE))  # version 1 is kept
     assert StyleStackVersion.objects.filter(stack=stack).count() == 1
     unlisted = stylestack_create(user=alice, name="Alice unlisted stack", visibility="unlisted", tags=["violetfog"])
@@ -86,6 +87,7 @@ def world(alice, bob):
         "g2": str(g2.pk),
         "stack": str(stack.pk),
         "member": str(member.pk),
+        "invite": str(invite.pk),
     }
     assert set(ids) == set(ID_KEYS)
     alice_ledger = [str(pk) for pk in CreditTransaction.objects.filter(user=alice).values_list("pk", flat=True)]
@@ -107,6 +109,7 @@ def world(alice, bob):
             "first draft",
             "violetfog",
             member.email,
+            "pending@example.com",
             str(unlisted.pk),
         },
         "bob_projects": [str(bob_public.pk), str(bob_private.pk)],
@@ -126,6 +129,7 @@ def snapshot(user) -> dict:
         "ledger": list(CreditTransaction.objects.filter(user=user).order_by("pk").values()),
         "stacks": list(StyleStack.objects.filter(user=user).order_by("pk").values()),
         "contributors": list(StackContributor.objects.filter(stack__user=user).order_by("pk").values()),
+        "invites": list(StackInvite.objects.filter(stack__user=user).order_by("pk").values()),
         "versions": list(StyleStackVersion.objects.filter(stack__user=user).order_by("pk").values()),
     }
 
@@ -138,7 +142,8 @@ class Case:
     """A request bob makes. ``path`` (relative to /api/v1/) and string values in ``body``
     may name alice's objects as ``{private}``, ``{public}``, ``{archived}``, ``{g1}``,
     ``{g2}`` (projects and generations), ``{stack}`` (her private style stack) and
-    ``{member}`` (the user id of a contributor of that stack)."""
+    ``{member}`` (the user id of a contributor of that stack), ``{invite}`` (a pending
+    invite of that stack)."""
 
     method: str
     path: str
@@ -191,6 +196,7 @@ OBJECT_CASES = [
     Case("post", "style-stacks/{stack}/contributors", {"email": "bob@example.com", "role": "editor"}),
     Case("patch", "style-stacks/{stack}/contributors/{member}", {"role": "editor"}),
     Case("delete", "style-stacks/{stack}/contributors/{member}"),
+    Case("delete", "style-stacks/{stack}/invites/{invite}"),
 ]
 
 

@@ -5,9 +5,11 @@ exposed schema (``public``) that ``anon`` or ``authenticated`` may execute: a Su
 client could call it through ``/rest/v1/rpc``. Functions that act beyond the caller's
 rights therefore live here; the few the API roles must reach (RLS policy helpers, and
 the functions behind the API's invoker wrappers in ``public``) get EXECUTE by name, and
-nothing else does: new functions in this schema are not executable by PUBLIC.
+nothing else does. Each migration that creates a function here revokes EXECUTE from
+PUBLIC itself: per-schema default privileges can only add to the global ones, never
+take PUBLIC's EXECUTE away. ``manage.py dbhealth`` reports any that is left executable.
 
-Django has no operations for schemas or default privileges, hence RunSQL.
+Django has no operations for schemas, hence RunSQL.
 """
 
 from django.db import migrations
@@ -18,14 +20,11 @@ REVOKE ALL ON SCHEMA private FROM PUBLIC;
 -- USAGE only lets a role name the schema's objects; EXECUTE on each function is granted
 -- one by one (policy helpers, the definer halves of the API's public wrappers).
 GRANT USAGE ON SCHEMA private TO anon, authenticated, service_role;
--- Functions are executable by PUBLIC unless revoked: here they start revoked.
-ALTER DEFAULT PRIVILEGES IN SCHEMA private REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 """
 
 # Fails (rightly) while any object is left in the schema: the migrations that moved
 # functions here are reversed first.
 PRIVATE_SCHEMA_REVERSE = """
-ALTER DEFAULT PRIVILEGES IN SCHEMA private GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
 DROP SCHEMA IF EXISTS private;
 """
 
