@@ -45,6 +45,14 @@ STACK_EXAMPLE = OpenApiExample(
 )
 
 
+def _uuid_or_404(value: str, message: str) -> uuid.UUID:
+    """A path id as a UUID; anything else (the route lets through e.g. 36 dashes) is a 404."""
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise Http404(message) from exc
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Your style stacks and those shared with you",
@@ -321,10 +329,7 @@ class StyleStackViewSet(
     )
     def invite(self, request, pk=None, invite_id=None):
         stack = self.get_object()
-        try:
-            invite_id = uuid.UUID(invite_id)
-        except ValueError as exc:  # the route lets through e.g. 36 dashes
-            raise Http404("No such invite.") from exc
+        invite_id = _uuid_or_404(invite_id, "No such invite.")
         # RLS shows a stack's pending invites to its owner only.
         invite = StackInvite.objects.filter(stack=stack, pk=invite_id).first()
         if invite is None:
@@ -363,10 +368,7 @@ class StyleStackViewSet(
     )
     def contributor(self, request, pk=None, user_id=None):
         stack = self.get_object()
-        try:
-            user_id = uuid.UUID(user_id)
-        except ValueError as exc:  # the route lets through e.g. 36 dashes
-            raise Http404("No such contributor.") from exc
+        user_id = _uuid_or_404(user_id, "No such contributor.")
         contributor = StackContributor.objects.filter(stack=stack, user_id=user_id).first()
         if contributor is None:
             raise Http404("No such contributor.")

@@ -166,13 +166,11 @@ $$;
 REVOKE ALL ON FUNCTION private.json_schema_problem(jsonb, jsonb, text) FROM PUBLIC, anon, authenticated;
 """
 
-CREATE_FUNCTION = f"""
-DROP FUNCTION IF EXISTS {OLD_CREATE};
-CREATE FUNCTION private.generation_create(
-  p_ai_model_id text,
+# The arguments and defaults both functions take (the wrapper passes them through).
+PARAMETERS = """  p_ai_model_id text,
   p_prompt text,
   p_negative_prompt text DEFAULT '',
-  p_parameters jsonb DEFAULT '{{}}',
+  p_parameters jsonb DEFAULT '{}',
   p_project_id uuid DEFAULT NULL,
   p_parent_id uuid DEFAULT NULL,
   p_reference_image text DEFAULT '',
@@ -180,9 +178,14 @@ CREATE FUNCTION private.generation_create(
   p_style_stack_id uuid DEFAULT NULL,
   p_preset_id uuid DEFAULT NULL,
   p_adapted_prompt text DEFAULT '',
-  p_adaptation jsonb DEFAULT '{{}}',
+  p_adaptation jsonb DEFAULT '{}',
   p_request_fingerprint text DEFAULT ''
-) RETURNS public.generations
+"""
+
+CREATE_FUNCTION = f"""
+DROP FUNCTION IF EXISTS {OLD_CREATE};
+CREATE FUNCTION private.generation_create(
+{PARAMETERS}) RETURNS public.generations
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = ''
 AS $$
 DECLARE
@@ -285,20 +288,7 @@ GRANT EXECUTE ON FUNCTION private.generation_create({ARGS}) TO authenticated;
 -- What the API (and a Supabase client) calls: the caller's own rights, so it is not a
 -- SECURITY DEFINER function in the exposed schema. Same arguments and defaults.
 CREATE FUNCTION public.generation_create(
-  p_ai_model_id text,
-  p_prompt text,
-  p_negative_prompt text DEFAULT '',
-  p_parameters jsonb DEFAULT '{{}}',
-  p_project_id uuid DEFAULT NULL,
-  p_parent_id uuid DEFAULT NULL,
-  p_reference_image text DEFAULT '',
-  p_idempotency_key text DEFAULT NULL,
-  p_style_stack_id uuid DEFAULT NULL,
-  p_preset_id uuid DEFAULT NULL,
-  p_adapted_prompt text DEFAULT '',
-  p_adaptation jsonb DEFAULT '{{}}',
-  p_request_fingerprint text DEFAULT ''
-) RETURNS public.generations
+{PARAMETERS}) RETURNS public.generations
 LANGUAGE sql SECURITY INVOKER SET search_path = ''
 AS $$
   SELECT * FROM private.generation_create(

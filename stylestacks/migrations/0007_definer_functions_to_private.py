@@ -20,19 +20,25 @@ from django.db import migrations
 
 EXPLORE_ARGS = "text, text[], text, text, integer, integer"
 
-MOVE = f"""
-ALTER FUNCTION public.stack_role(uuid) SET SCHEMA private;
-ALTER FUNCTION public.stack_is_visible(uuid) SET SCHEMA private;
-CREATE OR REPLACE FUNCTION private.stack_is_visible(p_stack_id uuid) RETURNS boolean
+
+def _stack_is_visible(schema: str) -> str:
+    """stack_is_visible() in ``schema``, asking stack_role() of the same schema."""
+    return f"""CREATE OR REPLACE FUNCTION {schema}.stack_is_visible(p_stack_id uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
 AS $$
   SELECT EXISTS (
     SELECT 1 FROM public.style_stacks AS s
      WHERE s.id = p_stack_id
-       AND (s.user_id = auth.uid() OR s.visibility IN ('public', 'unlisted') OR private.stack_role(s.id) IS NOT NULL)
+       AND (s.user_id = auth.uid() OR s.visibility IN ('public', 'unlisted') OR {schema}.stack_role(s.id) IS NOT NULL)
   )
 $$;
-ALTER FUNCTION public.style_stacks_keep_version() SET SCHEMA private;
+"""
+
+
+MOVE = f"""
+ALTER FUNCTION public.stack_role(uuid) SET SCHEMA private;
+ALTER FUNCTION public.stack_is_visible(uuid) SET SCHEMA private;
+{_stack_is_visible("private")}ALTER FUNCTION public.style_stacks_keep_version() SET SCHEMA private;
 ALTER FUNCTION public.style_stacks_count_fork() SET SCHEMA private;
 
 ALTER FUNCTION public.style_stacks_explore({EXPLORE_ARGS}) SET SCHEMA private;
@@ -59,16 +65,7 @@ ALTER FUNCTION private.style_stacks_count_fork() SET SCHEMA public;
 ALTER FUNCTION private.style_stacks_keep_version() SET SCHEMA public;
 ALTER FUNCTION private.stack_is_visible(uuid) SET SCHEMA public;
 ALTER FUNCTION private.stack_role(uuid) SET SCHEMA public;
-CREATE OR REPLACE FUNCTION public.stack_is_visible(p_stack_id uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ''
-AS $$
-  SELECT EXISTS (
-    SELECT 1 FROM public.style_stacks AS s
-     WHERE s.id = p_stack_id
-       AND (s.user_id = auth.uid() OR s.visibility IN ('public', 'unlisted') OR public.stack_role(s.id) IS NOT NULL)
-  )
-$$;
-"""
+{_stack_is_visible("public")}"""
 
 
 class Migration(migrations.Migration):
