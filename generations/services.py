@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -30,6 +31,7 @@ from stylestacks.compose import compose
 from velro import rls
 from velro.db import call_function, call_row_function
 from velro.exceptions import IdempotencyConflict
+from velro.media import reencode_image
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +116,13 @@ def generation_create(
 
     stored = ""
     if reference_image:
-        from velro.media import extension_for, sniff_content_type
-
-        # A generated name, its extension from the decoded content: the upload's own name
-        # (and the client's content type) never reach the disk or the served type.
-        extension = extension_for(sniff_content_type(reference_image))
-        stored = default_storage.save(f"references/{user.pk}/{uuid.uuid4().hex}.{extension}", reference_image)
+        # Stored re-encoded under a generated name, its extension from the decoded
+        # content: the upload's name, its client's content type, anything appended to the
+        # image and its metadata (EXIF: a phone photo's GPS position) never reach storage.
+        clean, decoded = reencode_image(reference_image)
+        stored = default_storage.save(
+            f"references/{user.pk}/{uuid.uuid4().hex}.{decoded.extension}", ContentFile(clean)
+        )
     try:
         with rls.acting_as(user):
             generation = call_row_function(

@@ -19,6 +19,7 @@ module imports no domain app.
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import warnings
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 # Formats decoded for uploads and served inline: what every browser shows as an image.
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -197,3 +198,34 @@ def media_headers(content_type: str) -> dict[str, str]:
     if content_type in INLINE_TYPES:
         return {"Content-Type": content_type, **SECURITY_HEADERS}
     return {"Content-Type": OCTET_STREAM, "Content-Disposition": "attachment", **SECURITY_HEADERS}
+
+
+def reencode_image(fileobj: IO[bytes], *, formats=IMAGE_TYPES) -> tuple[bytes, DecodedImage]:
+    """``fileobj`` decoded (``decode_image``'s rules) and written anew in its own format:
+    the bytes to store, and what they are. Only pixels survive — not what was appended
+    after the image (a polyglot's HTML), not EXIF (a phone photo's GPS position), text
+    chunks or comments. The EXIF orientation is applied to the pixels first, so the
+    picture still stands the right way up without it."""
+    decoded = decode_image(fileobj, formats=formats)
+    start = fileobj.tell()
+    out = io.BytesIO()
+    try:
+        with Image.open(fileobj, formats=[decoded.format]) as image:
+            if decoded.frames > 1 and decoded.format in ("GIF", "WEBP"):
+                frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
+                durations = image.info.get("duration", 100)
+                frames[0].save(
+                    out, format=decoded.format, save_all=True, append_images=frames[1:], duration=durations, loop=0
+                )
+            else:
+                clean = ImageOps.exif_transpose(image)
+                if decoded.format == "JPEG" and clean.mode not in ("RGB", "L", "CMYK"):
+                    clean = clean.convert("RGB")
+                # No exif=, icc_profile=, pnginfo= or comment: Pillow writes none of them.
+                clean.save(out, format=decoded.format, **_SAVE_OPTIONS.get(decoded.format, {}))
+    finally:
+        fileobj.seek(start)
+    return out.getvalue(), decoded
+
+
+_SAVE_OPTIONS = {"JPEG": {"quality": 92}, "WEBP": {"quality": 92}, "PNG": {"optimize": False}}
