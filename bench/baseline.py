@@ -19,8 +19,10 @@ What it reproduces, because the JSON must match:
   ``replace_query_param``, the ``page_size`` clamping;
 * Django's parsing of the cursor position into a datetime (an unparsable position is
   a 400, like the ``created_at__lt`` filter's ValidationError);
-* ``GenerationSerializer``: field order, DRF's datetime format, absolute URLs for
-  ``outputs[].url`` and ``reference_image`` (FileSystemStorage's ``url()``).
+* ``GenerationSerializer``: field order, DRF's datetime format, and the media links:
+  signed links (``velro.media_links.signed_media_url``: Django's ``Signer`` HMAC, the
+  expiry rounded to a tenth of the TTL) for ``reference_image`` and for outputs stored
+  here (``path``, or an older row's ``/media/`` URL), absolute URLs for the rest.
 
 What it leaves out on purpose: the user lookup simplejwt does (a deleted or inactive
 user's still-valid token is served here, and ``email`` comes from the token, not the
@@ -30,7 +32,8 @@ rather than answered differently), ``Accept: …; indent=``.
 Configuration, read on the first request: ``BASELINE_DATABASE_URL`` (libpq URL or
 conninfo), ``BASELINE_JWT_KEY`` (the HS256 key; falls back to ``JWT_SIGNING_KEY``,
 then ``SECRET_KEY``), ``BASELINE_JWT_AUDIENCE`` (default "authenticated"),
-``BASELINE_MEDIA_URL`` (default "/media/"), ``BASELINE_PREPARE_THRESHOLD`` (psycopg's
+``BASELINE_MEDIA_URL`` (default "/media/"), ``BASELINE_SECRET_KEY`` (signs media links;
+falls back to ``SECRET_KEY``), ``MEDIA_URL_TTL`` (default 3600), ``BASELINE_PREPARE_THRESHOLD`` (psycopg's
 server-side prepared statements; unset means off, as Django runs), and
 ``SECURE_PROXY_SSL_HEADER`` read like the project's settings.
 """
@@ -39,14 +42,18 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
+import hmac
 import json
 import os
+import posixpath
 import re
 import sys
 import threading
+import time
 import traceback
 import uuid
-from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import jwt
 import psycopg
@@ -334,6 +341,28 @@ def storage_url(media_url: str, name: str) -> str:
     return urljoin(media_url, quote(name.replace("\\", "/"), safe=FILEPATH_SAFE).lstrip("/"))
 
 
+MEDIA_LINK_SALT = "velro.media-link"  # velro.media_links.SALT
+
+
+def media_name_from_url(url, media_url: str, scheme_host: str) -> str | None:
+    """velro.media_links.media_name_from_url."""
+    if not isinstance(url, str) or "?" in url or "#" in url:
+        return None
+    if url.startswith(media_url):
+        rest = url[len(media_url) :]
+    elif url.startswith(("http://", "https://")):
+        prefix = scheme_host + media_url
+        if not url.startswith(prefix):
+            return None
+        rest = url[len(prefix) :]
+    else:
+        return None
+    name = posixpath.normpath(unquote(rest))
+    if name in (".", "..") or name.startswith(("../", "/")) or "\x00" in name or "\\" in name:
+        return None
+    return name
+
+
 class Baseline:
     """The WSGI app. Settings passed here win over the environment (the tests use that)."""
 
@@ -344,6 +373,7 @@ class Baseline:
         audience: str | None = None,
         media_url: str | None = None,
         prepare_threshold: int | None = None,
+        secret_key: str | None = None,
     ):
         self._given = {
             "database_url": database_url,
@@ -351,6 +381,7 @@ class Baseline:
             "audience": audience,
             "media_url": media_url,
             "prepare_threshold": prepare_threshold,
+            "secret_key": secret_key,
         }
         self._configured = False
         self._local = threading.local()
@@ -372,6 +403,12 @@ class Baseline:
         self.audience = given["audience"] or env.get("BASELINE_JWT_AUDIENCE") or "authenticated"
         media_url = given["media_url"] or env.get("BASELINE_MEDIA_URL") or "/media/"
         self.media_url = media_url if media_url.endswith("/") else media_url + "/"
+        secret_key = given["secret_key"] or env.get("BASELINE_SECRET_KEY") or env.get("SECRET_KEY")
+        if not secret_key:
+            raise RuntimeError("Set BASELINE_SECRET_KEY (the app's SECRET_KEY: it signs media links).")
+        # salted_hmac's derived key for Signer(salt=MEDIA_LINK_SALT), computed once.
+        self.media_link_key = hashlib.sha256((MEDIA_LINK_SALT + "signer" + secret_key).encode()).digest()
+        self.media_url_ttl = int(env.get("MEDIA_URL_TTL") or 3600)
         threshold = given["prepare_threshold"]
         if threshold is None and env.get("BASELINE_PREPARE_THRESHOLD", "").strip():
             threshold = int(env["BASELINE_PREPARE_THRESHOLD"])
@@ -548,6 +585,26 @@ class Baseline:
                 raise
         raise AssertionError("unreachable")
 
+    def signed_media_url(self, name: str, request: Request) -> str:
+        """velro.media_links.signed_media_url(name, request=request)."""
+        ttl = self.media_url_ttl
+        step = max(1, ttl // 10)
+        expires = (int(time.time()) + ttl) // step * step
+        digest = hmac.digest(self.media_link_key, f"{name}\n{expires}\n0".encode(), "sha256")
+        sig = base64.urlsafe_b64encode(digest).strip(b"=").decode()
+        return request.build_absolute_uri(f"{storage_url(self.media_url, name)}?expires={expires}&sig={sig}")
+
+    def _output(self, output: dict, request: Request) -> dict:
+        """generations.serializers._output."""
+        name = output.get("path")
+        if not isinstance(name, str) or not name:
+            name = media_name_from_url(output.get("url", ""), self.media_url, request.scheme_host)
+        if name is None:
+            return {**output, "url": request.absolute(output.get("url", ""))}
+        shown = {**output, "url": self.signed_media_url(name, request)}
+        shown.pop("path", None)
+        return shown
+
     def _item(self, row, request: Request) -> dict:
         """GenerationSerializer, field for field."""
         reference = row[10]
@@ -562,10 +619,10 @@ class Baseline:
             "adapted_prompt": row[7],
             "negative_prompt": row[8],
             "parameters": row[9],
-            "reference_image": request.absolute(storage_url(self.media_url, reference)) if reference else None,
+            "reference_image": self.signed_media_url(reference, request) if reference else None,
             "status": row[11],
             "credits_charged": row[12],
-            "outputs": [{**output, "url": request.absolute(output.get("url", ""))} for output in row[13] or []],
+            "outputs": [self._output(output, request) for output in row[13] or []],
             "error_message": row[14],
             "attempts": row[15],
             "is_favorite": row[16],

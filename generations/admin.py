@@ -10,6 +10,7 @@ from generations.models import AIModel, Generation
 from generations.services import generation_fail, generation_retry
 from velro.admin import CappedCountPaginator, ReadOnlyInlineMixin
 from velro.exceptions import ApplicationError
+from velro.media_links import media_name_from_url, signed_media_url
 
 Status = Generation.Status
 
@@ -147,16 +148,16 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def thumbnail(self, obj):
-        first = next((o for o in obj.outputs or [] if _is_image(o) and _safe_url(o.get("url"))), None)
+        first = next((url for o in obj.outputs or [] if _is_image(o) and (url := _output_url(o))), None)
         if first is None:
             return ""
-        return format_html('<img src="{}" alt="" loading="lazy" style="max-height:40px;max-width:60px">', first["url"])
+        return format_html('<img src="{}" alt="" loading="lazy" style="max-height:40px;max-width:60px">', first)
 
     @admin.display(description="outputs preview")
     def outputs_preview(self, obj):
         previews = []
         for index, output in enumerate(obj.outputs or [], start=1):
-            url = _safe_url(output.get("url")) if isinstance(output, dict) else None
+            url = _output_url(output) if isinstance(output, dict) else None
             if url is None:
                 previews.append(format_html("output {}: no usable URL", index))
             elif _is_image(output):
@@ -185,7 +186,7 @@ class GenerationAdmin(admin.ModelAdmin):
     def reference_preview(self, obj):
         if not obj.reference_image:
             return "—"
-        url = obj.reference_image.url
+        url = signed_media_url(obj.reference_image.name)
         return format_html(
             '<a href="{}"><img src="{}" alt="reference" loading="lazy" style="max-height:160px"></a>', url, url
         )
@@ -260,6 +261,13 @@ def _short(generation) -> str:
 
 def _is_image(output) -> bool:
     return isinstance(output, dict) and str(output.get("mime_type") or "").startswith("image/")
+
+
+def _output_url(output: dict):
+    """A signed link to a stored output (staff see what the owner sees), or the
+    provider's URL when it is a safe one."""
+    name = output.get("path") if isinstance(output.get("path"), str) else media_name_from_url(output.get("url"))
+    return signed_media_url(name) if name else _safe_url(output.get("url"))
 
 
 def _safe_url(url):

@@ -8,6 +8,7 @@ from stylestacks.models import StylePreset, StyleStack
 from stylestacks.services import stylestacks_visible_to
 from velro.api import CleanJSONField, DirectRowMixin, SharedQuerysetMixin, StrictInputMixin, iso_datetime
 from velro.media import IMAGE_TYPES, ImageRejected, decode_image
+from velro.media_links import media_name_from_url, signed_media_url
 
 REFERENCE_FORMATS = IMAGE_TYPES  # JPEG, PNG, WebP, GIF (Pillow format → content type)
 
@@ -39,12 +40,26 @@ def absolute(request, url: str) -> str:
 
 
 def _outputs(request, outputs) -> list[dict]:
-    return [{**output, "url": absolute(request, output.get("url", ""))} for output in outputs or []]
+    return [_output(request, output) for output in outputs or []]
+
+
+def _output(request, output: dict) -> dict:
+    """An output as the API shows it: a file in our storage (``path``, or an older row's
+    ``/media/`` URL) gets a signed link minted now; a provider's URL is returned as it
+    is (until outputs are copied in: issue 15)."""
+    name = output.get("path")
+    if not isinstance(name, str) or not name:
+        name = media_name_from_url(output.get("url", ""), request)
+    if name is None:
+        return {**output, "url": absolute(request, output.get("url", ""))}
+    shown = {**output, "url": signed_media_url(name, request=request)}
+    shown.pop("path", None)
+    return shown
 
 
 def _reference_url(request, name: str) -> str | None:
-    """The reference image's URL from its stored name, as FieldFile.url makes it."""
-    return absolute(request, Generation._meta.get_field("reference_image").storage.url(name)) if name else None
+    """A signed link to the reference image, from its stored name."""
+    return signed_media_url(name, request=request) if name else None
 
 
 class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):

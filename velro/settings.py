@@ -37,6 +37,10 @@ elif not DEBUG and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecu
         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
 
+# Old keys still accepted when checking signatures (signed media links, sessions), newest
+# first: rotate by moving the old SECRET_KEY here for as long as its links should live.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
@@ -322,8 +326,15 @@ WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid
 # Uploaded reference images and generated outputs (Django's storage).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VELRO_DATA_DIR / "media")
 MEDIA_URL = "/media/"
-# Serve MEDIA_ROOT from Django (development only; default: on with DEBUG).
-SERVE_MEDIA = env.bool("SERVE_MEDIA", default=DEBUG)
+# Where media live: "local" (MEDIA_ROOT, served by the app itself through signed links,
+# velro/media_links.py). Object storage ("s3") is a later slice of issue 15.
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="") or "local"
+if MEDIA_STORAGE != "local":
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local (the only backend so far), not {MEDIA_STORAGE!r}.")
+# Seconds a media link the API hands out stays valid (links are minted when a row is read).
+MEDIA_URL_TTL = _env_or_default(env.int, "MEDIA_URL_TTL", 3600)
+if MEDIA_URL_TTL < 1:
+    raise ImproperlyConfigured("MEDIA_URL_TTL must be 1 or more (seconds).")
 REFERENCE_IMAGE_MAX_BYTES = 20 * 1024 * 1024
 # Most pixels (width × height, summed over frames) an image may have for the app to
 # decode it: more is refused as a decompression bomb (velro/media.py; also Pillow's own

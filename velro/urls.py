@@ -15,9 +15,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-if settings.SERVE_MEDIA:
-    # Uploads and generated files, for development; in production a web server or
-    # object storage serves MEDIA_ROOT.
+if settings.MEDIA_STORAGE == "local":
+    # Uploads and generated files from MEDIA_ROOT, in production too: signed links only
+    # (velro/media_links.py), streamed with Range support.
     urlpatterns += [
         re_path(r"^media/(?P<path>.*)$", views.media, name="media"),
     ]

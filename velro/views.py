@@ -1,18 +1,21 @@
 import posixpath
+import re
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponseNotModified, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.utils._os import safe_join
-from django.utils.http import http_date
-from django.views import defaults, static
+from django.utils.cache import get_conditional_response
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
+from django.views import defaults
 from django.views.decorators.http import require_safe
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 
 from velro.api import BaseAPIView
 from velro.media import SECURITY_HEADERS, media_headers, sniff_content_type
+from velro.media_links import MediaLinkRefused, media_link_check
 
 
 class ApiNotFound(BaseAPIView):
@@ -54,23 +57,122 @@ def server_error(request):
 @require_safe
 @transaction.non_atomic_requests
 def media(request, path):
-    """Development only (SERVE_MEDIA): uploads and outputs from MEDIA_ROOT.
+    """Uploads and outputs from MEDIA_ROOT, through signed links only (MEDIA_STORAGE
+    local; velro/media_links.py mints them). No signature: 404; a tampered or expired
+    one: 403 — checked before the file system is touched.
 
-    Unlike ``django.views.static.serve``, the type comes from the file's content
-    (velro/media.py), never its name: images and videos inline, anything else an
-    ``application/octet-stream`` attachment, every answer with ``nosniff`` and a
-    sandboxing CSP — a stored file never runs as a page of this origin.
+    Streams the file (Range requests: one range, 206; 416 when unsatisfiable), with
+    ETag/Last-Modified and conditional GET (304), ``Cache-Control: private`` for no
+    longer than the link lives. Unlike ``django.views.static.serve``, the type comes from
+    the file's content (velro/media.py), never its name: images and videos inline,
+    anything else an ``application/octet-stream`` attachment, every answer with
+    ``nosniff`` and a sandboxing CSP — a stored file never runs as a page of this origin.
     """
+    if "sig" not in request.GET:
+        raise Http404("No such file.")
+    download = request.GET.get("download") == "1"
+    try:
+        remaining = media_link_check(
+            path, expires=request.GET.get("expires", ""), sig=request.GET["sig"], download=download
+        )
+    except MediaLinkRefused as exc:
+        response = JsonResponse({"detail": exc.message, "code": exc.reason}, status=403)
+        return _with_headers(response, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     fullpath = Path(safe_join(settings.MEDIA_ROOT, posixpath.normpath(path).lstrip("/")))
     if not fullpath.is_file():
         raise Http404("No such file.")
-    mtime = fullpath.stat().st_mtime
-    if not static.was_modified_since(request.META.get("HTTP_IF_MODIFIED_SINCE"), mtime):
-        return HttpResponseNotModified(headers=SECURITY_HEADERS)
+    stat = fullpath.stat()
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    mtime = int(stat.st_mtime)
+    common = {
+        **SECURITY_HEADERS,
+        "Cache-Control": f"private, max-age={remaining}",
+        "ETag": etag,
+        "Last-Modified": http_date(mtime),
+        "Accept-Ranges": "bytes",
+    }
+    conditional = get_conditional_response(request, etag=etag, last_modified=mtime)
+    if conditional is not None:  # 304, or 412 for a failed If-Match/If-Unmodified-Since
+        return _with_headers(conditional, common)
+
+    size = stat.st_size
+    wanted = _byte_range(request, size, etag, mtime)
+    if wanted == "unsatisfiable":
+        return HttpResponse(status=416, headers={**common, "Content-Range": f"bytes */{size}"})
     handle = fullpath.open("rb")
     headers = media_headers(sniff_content_type(handle))
-    response = FileResponse(handle, content_type=headers["Content-Type"])
-    response.headers.pop("Content-Disposition", None)  # FileResponse's "inline; filename=<name on disk>"
-    for name, value in {**headers, "Last-Modified": http_date(mtime)}.items():
+    if download:
+        headers["Content-Disposition"] = content_disposition_header(True, _download_name(path))
+    elif "Content-Disposition" not in headers:
+        headers["Content-Disposition"] = "inline"
+    if wanted is None:
+        response = FileResponse(handle, content_type=headers["Content-Type"])
+    else:
+        start, end = wanted
+        handle.seek(start)
+        response = FileResponse(_Slice(handle, end - start + 1), content_type=headers["Content-Type"], status=206)
+        response.headers["Content-Length"] = str(end - start + 1)
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return _with_headers(response, {**headers, **common})
+
+
+def _with_headers(response, headers: dict):
+    for name, value in headers.items():
         response.headers[name] = value
     return response
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _byte_range(request, size: int, etag: str, mtime: int):
+    """The one byte range asked for, as ``(first, last)``; None to send the whole file
+    (no Range, one that is malformed or asks for several ranges, or an If-Range that no
+    longer matches: RFC 9110 lets a server ignore those); ``"unsatisfiable"`` for 416."""
+    header = request.headers.get("Range")
+    if not header or request.method != "GET":
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range and if_range != etag and parse_http_date_safe(if_range) != mtime:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":  # the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            return "unsatisfiable"
+        return max(size - length, 0), size - 1
+    first = int(first)
+    if last and int(last) < first:
+        return None  # not a valid range: ignored
+    if first >= size:
+        return "unsatisfiable"
+    return first, size - 1 if last == "" else min(int(last), size - 1)
+
+
+class _Slice:
+    """``length`` bytes of ``handle`` from its position, read in blocks. No ``fileno``
+    on purpose: a WSGI server's sendfile would send the whole rest of the file."""
+
+    def __init__(self, handle, length: int):
+        self.handle, self.left = handle, length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.handle.read(size)
+        self.left -= len(data)
+        return data
+
+    def close(self):
+        self.handle.close()
+
+
+def _download_name(path: str) -> str:
+    """A readable name for ``?download=1``: the folder and the file, ``velro-`` first
+    (``generations/<id>/0.png`` → ``velro-<id>-0.png``)."""
+    parts = [part for part in posixpath.normpath(path).split("/") if part not in ("", ".", "..")]
+    return "-".join(["velro", *parts[-2:]])

@@ -3,7 +3,8 @@
 An image is a PNG of the requested size whose colours and shapes follow from the
 prompt, seed and output index (the same request renders the same picture); a video is
 a short animated GIF at the requested aspect ratio, one frame per 1/8 s (capped).
-Files are saved through Django's storage (MEDIA_ROOT by default). Nothing bigger than
+Files are saved through Django's storage (MEDIA_ROOT by default); an output keeps
+the storage name (``path``), from which the API mints signed links. Nothing bigger than
 MAX_IMAGE_PIXELS is rendered (velro/media.py): such a request fails, refunded. Reference
 images are not read here.
 """
@@ -95,8 +96,9 @@ class LocalProvider:
 
     def _save(self, generation, index, ext, data, mime, width, height) -> dict:
         name = default_storage.save(f"generations/{generation.pk}/{index}.{ext}", ContentFile(data))
+        # The storage name: the API mints a signed link from it whenever the row is read.
         return {
-            "url": default_storage.url(name),
+            "path": name,
             "mime_type": mime,
             "width": width,
             "height": height,

@@ -39,13 +39,30 @@ OUTPUTS = [
     {"url": "/media/../other/y.png"},
     {"url": "/media/./z.png"},
     {"url": ""},
+    {"path": "generations/abc/0.png", "mime_type": "image/png", "width": 64},
+    {"url": "http://testserver/media/generations/abc/1.png"},
+    {"url": "http://elsewhere.example/media/generations/abc/1.png"},
 ]
 
 
+class FrozenClock:
+    """Media links carry an expiry rounded to a tenth of the TTL: the Django API and the
+    baseline mint them at the same instant here, so a test never straddles a step."""
+
+    @staticmethod
+    def time():
+        return 1_900_000_123.5
+
+
 @pytest.fixture
-def baseline(transactional_db):
+def baseline(transactional_db, monkeypatch):
+    monkeypatch.setattr("velro.media_links.time", FrozenClock)
+    monkeypatch.setattr("bench.baseline.time", FrozenClock)
     app = Baseline(
-        database_url=database_url(), jwt_key=settings.SIMPLE_JWT["SIGNING_KEY"], media_url=settings.MEDIA_URL
+        database_url=database_url(),
+        jwt_key=settings.SIMPLE_JWT["SIGNING_KEY"],
+        media_url=settings.MEDIA_URL,
+        secret_key=settings.SECRET_KEY,
     )
     yield app
     app.close()  # before the test database is flushed or dropped

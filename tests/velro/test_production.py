@@ -59,6 +59,8 @@ def test_check_deploy_is_clean_with_production_settings(db):
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"}, "SECURE_PROXY_SSL_HEADER"),
         ({"AI_MODEL_CACHE_SECONDS": "-1"}, "AI_MODEL_CACHE_SECONDS"),
+        ({"MEDIA_STORAGE": "s3"}, "MEDIA_STORAGE must be local"),
+        ({"MEDIA_URL_TTL": "0"}, "MEDIA_URL_TTL must be 1 or more"),
     ],
 )
 def test_bad_production_settings_are_refused(extra, message):
@@ -208,12 +210,13 @@ def wait_for_port(proc: subprocess.Popen, port: int, deadline: float) -> None:
     raise AssertionError("gunicorn did not start listening in time")
 
 
-def test_gunicorn_serves_the_api_and_static_files(db, tmp_path):
+def test_gunicorn_serves_the_api_and_static_files(db, tmp_path, settings):
     port = free_port()
     env = prod_env(
         database_url(),
         ALLOWED_HOSTS="127.0.0.1",
         STATIC_ROOT=str(tmp_path / "static"),
+        MEDIA_ROOT=str(tmp_path / "media"),
         SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
         HOST="127.0.0.1",
         PORT=str(port),
@@ -249,6 +252,20 @@ def test_gunicorn_serves_the_api_and_static_files(db, tmp_path):
         assert status == 200
         assert headers["content-type"].startswith("text/css")
         assert b"body" in body
+
+        # Media: served by the app with DEBUG off, through signed links only (tests/media).
+        from velro.media_links import signed_media_url
+
+        (tmp_path / "media" / "clips").mkdir(parents=True)
+        (tmp_path / "media" / "clips" / "a.bin").write_bytes(bytes(range(256)) * 4)
+        settings.SECRET_KEY = STRONG_KEY
+        link = signed_media_url("clips/a.bin")
+        status, headers, body = get(port, link, https)
+        assert status == 200 and body == bytes(range(256)) * 4
+        assert headers["content-disposition"] == "attachment" and headers["x-content-type-options"] == "nosniff"
+        status, headers, body = get(port, link, {**https, "Range": "bytes=1020-"})
+        assert (status, headers["content-range"], body) == (206, "bytes 1020-1023/1024", bytes(range(252, 256)))
+        assert get(port, "/media/clips/a.bin", https)[0] == 404
 
         # Plain http is redirected to https.
         status, headers, _ = get(port, "/api/v1/models")
