@@ -178,7 +178,19 @@ class RefreshUserThrottle(AuthRateThrottle):
         return _digest(str(user_id)) if user_id else None
 
 
-class RateLimitedView:
+class NamedLimitMixin:
+    """A view whose 429 names the limit that was hit and when to come back ("Too many
+    invitations. Try again in 42 seconds.", with Retry-After): the throttles are checked
+    in order and the first one over its limit answers, so later ones are not counted
+    for a refused request."""
+
+    def check_throttles(self, request):
+        for throttle in self.get_throttles():
+            if not throttle.allow_request(request, self):
+                raise RateLimited(wait=throttle.wait(), detail=f"{throttle.message}.")
+
+
+class RateLimitedView(NamedLimitMixin):
     """Mixin for the auth views: counts requests outside the request's transaction.
 
     * ``as_view`` marks the view ``non_atomic_requests``: the throttles read and write
@@ -204,11 +216,6 @@ class RateLimitedView:
         if method in self.http_method_names and handler is not None:
             # An instance attribute: DRF's dispatch looks the handler up after initial().
             setattr(self, method, transaction.atomic()(handler))
-
-    def check_throttles(self, request):
-        for throttle in self.get_throttles():
-            if not throttle.allow_request(request, self):
-                raise RateLimited(wait=throttle.wait(), detail=f"{throttle.message}.")
 
     def handle_exception(self, exc):
         with transaction.atomic():

@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from accounts.throttles import RateLimited
+from accounts.throttles import NamedLimitMixin
 from stylestacks import serializers, services
 from stylestacks.compose import compose
 from stylestacks.filters import StylePresetFilterSet, StyleStackFilterSet
@@ -91,6 +91,7 @@ def _uuid_or_404(value: str, message: str) -> uuid.UUID:
     ),
 )
 class StyleStackViewSet(
+    NamedLimitMixin,  # the invite limit's 429 speaks as the auth views' do
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -337,13 +338,6 @@ class StyleStackViewSet(
         invite.stack = stack
         services.invite_withdraw(invite=invite, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def check_throttles(self, request):
-        # The limit that was hit, in the auth views' words: "Too many invitations. Try
-        # again in 42 seconds." (429, Retry-After).
-        for throttle in self.get_throttles():
-            if not throttle.allow_request(request, self):
-                raise RateLimited(wait=throttle.wait(), detail=f"{throttle.message}.")
 
     @extend_schema(
         methods=["PATCH"],
