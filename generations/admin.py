@@ -7,10 +7,11 @@ from django.utils.html import format_html, format_html_join
 from credits.models import CreditTransaction
 from generations.forms import AIModelAdminForm
 from generations.models import AIModel, Generation
+from generations.serializers import output_media_name
 from generations.services import generation_fail, generation_retry
 from velro.admin import CappedCountPaginator, ReadOnlyInlineMixin
 from velro.exceptions import ApplicationError
-from velro.media_links import media_name_from_url, signed_media_url
+from velro.media_links import signed_media_url
 
 Status = Generation.Status
 
@@ -266,7 +267,7 @@ def _is_image(output) -> bool:
 def _output_url(output: dict):
     """A signed link to a stored output (staff see what the owner sees), or the
     provider's URL when it is a safe one."""
-    name = output.get("path") if isinstance(output.get("path"), str) else media_name_from_url(output.get("url"))
+    name = output_media_name(output)
     return signed_media_url(name) if name else _safe_url(output.get("url"))
 
 

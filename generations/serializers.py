@@ -47,14 +47,21 @@ def _output(request, output: dict) -> dict:
     """An output as the API shows it: a file in our storage (``path``, or an older row's
     ``/media/`` URL) gets a signed link minted now; a provider's URL is returned as it
     is (until outputs are copied in: issue 15)."""
-    name = output.get("path")
-    if not isinstance(name, str) or not name:
-        name = media_name_from_url(output.get("url", ""), request)
+    name = output_media_name(output, request)
     if name is None:
         return {**output, "url": absolute(request, output.get("url", ""))}
     shown = {**output, "url": signed_media_url(name, request=request)}
     shown.pop("path", None)
     return shown
+
+
+def output_media_name(output: dict, request=None) -> str | None:
+    """The storage name of an output in our storage: its ``path``, or an older row's
+    ``/media/`` URL; None for a provider's URL."""
+    name = output.get("path")
+    if isinstance(name, str) and name:
+        return name
+    return media_name_from_url(output.get("url", ""), request)
 
 
 def _reference_url(request, name: str) -> str | None:

@@ -44,16 +44,14 @@ class Backoff:
     def __init__(self, first: float = RETRY_FIRST_DELAY, maximum: float = RETRY_MAX_DELAY):
         self.first, self.maximum = first, maximum
         self.attempts = 0
-        self._delay = 0.0
 
     def next_delay(self) -> float:
         """Count a failed attempt; the seconds to wait before the next one."""
         self.attempts += 1
-        self._delay = self.first if self.attempts == 1 else min(self._delay * 2, self.maximum)
-        return self._delay
+        return min(self.first * 2 ** min(self.attempts - 1, 32), self.maximum)
 
     def reset(self):
-        self.attempts, self._delay = 0, 0.0
+        self.attempts = 0
 
 
 class Command(BaseCommand):
