@@ -31,7 +31,7 @@ from stylestacks.compose import compose
 from velro import rls
 from velro.db import call_function, call_row_function
 from velro.exceptions import IdempotencyConflict
-from velro.media import reencode_image
+from velro.media import ImageRejected, reencode_image
 
 logger = logging.getLogger(__name__)
 
@@ -111,15 +111,22 @@ def generation_create(
             parameters = validate_parameters(ai_model.parameter_schema, parameters or {})
     except ValidationError as exc:
         errors.update(exc.message_dict if hasattr(exc, "error_dict") else {"style": exc.messages})
+    clean = None
+    if reference_image and "reference_image" not in errors:
+        # Decoded once, here, within MAX_IMAGE_PIXELS and in full (velro/media.py): a
+        # bomb, a truncated file or a non-image is a 400 on the field, never a 500.
+        try:
+            clean, decoded = reencode_image(reference_image)
+        except ImageRejected as exc:
+            errors["reference_image"] = exc.message
     if errors:
         raise ValidationError(errors)
 
     stored = ""
-    if reference_image:
+    if clean is not None:
         # Stored re-encoded under a generated name, its extension from the decoded
         # content: the upload's name, its client's content type, anything appended to the
         # image and its metadata (EXIF: a phone photo's GPS position) never reach storage.
-        clean, decoded = reencode_image(reference_image)
         stored = default_storage.save(
             f"references/{user.pk}/{uuid.uuid4().hex}.{decoded.extension}", ContentFile(clean)
         )

@@ -101,8 +101,15 @@ def decode_image(fileobj: IO[bytes], *, formats=IMAGE_TYPES) -> DecodedImage:
     """Identify, verify and decode all of ``fileobj`` — one of ``formats`` (Pillow
     names), at most MAX_IMAGE_PIXELS pixels over all its frames — or raise
     ``ImageRejected``. The file's position is left where it was."""
+    return _decode(fileobj, formats, keep_frames=False)[0]
+
+
+def _decode(fileobj: IO[bytes], formats, *, keep_frames: bool) -> tuple[DecodedImage, list[Image.Image]]:
+    """``decode_image``, and with ``keep_frames`` the decoded frames (copies, with the
+    image's ``info``) for a caller that writes them anew: one decode serves both."""
     limit = max_image_pixels()
     start = fileobj.tell()
+    kept: list[Image.Image] = []
     try:
         with warnings.catch_warnings():
             # Pillow warns between the limit and twice it, and raises above: both refuse.
@@ -118,6 +125,8 @@ def decode_image(fileobj: IO[bytes], *, formats=IMAGE_TYPES) -> DecodedImage:
                         frames += 1
                         check_pixels(*frame.size, frames=frames)
                         frame.load()
+                        if keep_frames:
+                            kept.append(frame.copy())
             except _BOMB_ERRORS as exc:
                 raise _too_many_pixels(limit) from exc
             except _DECODE_ERRORS as exc:
@@ -125,7 +134,7 @@ def decode_image(fileobj: IO[bytes], *, formats=IMAGE_TYPES) -> DecodedImage:
     finally:
         fileobj.seek(start)
     content_type = IMAGE_TYPES.get(kind) or Image.MIME.get(kind, OCTET_STREAM)
-    return DecodedImage(kind, content_type, extension_for(content_type), size, frames)
+    return DecodedImage(kind, content_type, extension_for(content_type), size, frames), kept
 
 
 def _identify_and_verify(fileobj: IO[bytes], formats) -> tuple[str, tuple[int, int]]:
@@ -206,25 +215,17 @@ def reencode_image(fileobj: IO[bytes], *, formats=IMAGE_TYPES) -> tuple[bytes, D
     after the image (a polyglot's HTML), not EXIF (a phone photo's GPS position), text
     chunks or comments. The EXIF orientation is applied to the pixels first, so the
     picture still stands the right way up without it."""
-    decoded = decode_image(fileobj, formats=formats)
-    start = fileobj.tell()
+    decoded, frames = _decode(fileobj, formats, keep_frames=True)
     out = io.BytesIO()
-    try:
-        with Image.open(fileobj, formats=[decoded.format]) as image:
-            if decoded.frames > 1 and decoded.format in ("GIF", "WEBP"):
-                frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
-                durations = image.info.get("duration", 100)
-                frames[0].save(
-                    out, format=decoded.format, save_all=True, append_images=frames[1:], duration=durations, loop=0
-                )
-            else:
-                clean = ImageOps.exif_transpose(image)
-                if decoded.format == "JPEG" and clean.mode not in ("RGB", "L", "CMYK"):
-                    clean = clean.convert("RGB")
-                # No exif=, icc_profile=, pnginfo= or comment: Pillow writes none of them.
-                clean.save(out, format=decoded.format, **_SAVE_OPTIONS.get(decoded.format, {}))
-    finally:
-        fileobj.seek(start)
+    if decoded.frames > 1 and decoded.format in ("GIF", "WEBP"):
+        durations = frames[0].info.get("duration", 100)
+        frames[0].save(out, format=decoded.format, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    else:
+        clean = ImageOps.exif_transpose(frames[0])
+        if decoded.format == "JPEG" and clean.mode not in ("RGB", "L", "CMYK"):
+            clean = clean.convert("RGB")
+        # No exif=, icc_profile=, pnginfo= or comment: Pillow writes none of them.
+        clean.save(out, format=decoded.format, **_SAVE_OPTIONS.get(decoded.format, {}))
     return out.getvalue(), decoded
 
 
