@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.contrib.auth.hashers import make_password
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -47,6 +48,7 @@ from accounts.models import Profile, User
 from credits.models import CreditTransaction
 from credits.services import credits_grant
 from generations.models import AIModel, Generation
+from generations.outputs import output_name, store_outputs
 from generations.providers.local import LocalProvider
 from generations.services import (
     generation_cancel,
@@ -897,13 +899,25 @@ class Seeder:
             raise RuntimeError(f"demo generation {generation.pk} was not pending")
 
     def _outputs(self, generation: Generation) -> list[dict]:
-        """Real files from the LocalProvider for a handful (and the first of each kind);
-        the rest share those files, as rendering every one would be slow."""
+        """Real files from the LocalProvider, stored as the worker stores them, for a
+        handful (and the first of each kind); the rest get copies of those files, as
+        rendering every one would be slow. Copies, not shared names: each generation
+        owns its files, so deleting one never takes another's."""
         kind = generation.ai_model.kind
         if self.rendered < self.plan.options.render or kind not in self.samples:
-            outputs = LocalProvider().run(generation).outputs
+            outputs = store_outputs(generation, LocalProvider().run(generation).outputs)
             self.rendered += 1
             self.samples[kind] = outputs
             return outputs
         count = max(1, int((generation.parameters or {}).get("num_images", 1))) if kind == "image" else 1
-        return [dict(self.samples[kind][0]) for _ in range(count)]
+        return [_copy_output(self.samples[kind][0], generation, index) for index in range(count)]
+
+
+def _copy_output(sample: dict, generation: Generation, index: int) -> dict:
+    """``sample``'s files (output and thumbnail) copied to ``generation``'s names."""
+    copied = dict(sample)
+    for key in ("path", "thumbnail_path"):
+        extension = sample[key].rsplit("/", 1)[-1].split(".", 1)[1]  # "png", "thumb.webp"
+        with default_storage.open(sample[key]) as handle:
+            copied[key] = default_storage.save(output_name(generation, index, extension), handle)
+    return copied

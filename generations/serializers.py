@@ -42,13 +42,16 @@ def _outputs(request, outputs) -> list[dict]:
 
 def _output(request, output: dict) -> dict:
     """An output as the API shows it: a file in our storage (``path``, or an older row's
-    ``/media/`` URL) gets a signed link minted now; a provider's URL is returned as it
-    is (until outputs are copied in: issue 15)."""
+    ``/media/`` URL) gets a signed link minted now, and so does its thumbnail
+    (``thumbnail_url``, null for rows older than thumbnails); an older row's provider
+    URL is returned as it is (outputs are copied in since issue 15)."""
     name = output_media_name(output, request)
     if name is None:
         return {**output, "url": absolute(request, output.get("url", ""))}
     shown = {**output, "url": signed_media_url(name, request=request)}
     shown.pop("path", None)
+    thumbnail = shown.pop("thumbnail_path", None)
+    shown["thumbnail_url"] = signed_media_url(thumbnail, request=request) if thumbnail else None
     return shown
 
 

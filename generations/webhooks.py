@@ -31,6 +31,7 @@ from rest_framework.response import Response
 
 from generations import services
 from generations.models import Generation, WebhookDelivery
+from generations.outputs import delete_quietly, store_outputs, stored_paths
 from generations.providers import ProviderError
 from generations.providers.fal import parse_outputs
 from velro.api import BaseAPIView
@@ -206,9 +207,21 @@ class ProviderWebhookView(BaseAPIView):
                 )
             except ProviderError as exc:
                 raise exceptions.ValidationError({"payload": [str(exc)]}) from exc
-            done = services.generation_complete(
-                generation=generation, outputs=outputs, provider_request_id=data.validated_data.get("request_id", "")
-            )
+            if generation.status != Generation.Status.PROCESSING:
+                raise Conflict(f"The generation is {generation.status}; the result was not applied.")
+            try:
+                # Copied into our storage first, as the worker does (generations/outputs.py).
+                stored = store_outputs(generation, outputs)
+            except ProviderError as exc:
+                done = services.generation_fail(
+                    generation=generation, error=str(exc), from_statuses=[Generation.Status.PROCESSING]
+                )
+            else:
+                done = services.generation_complete(
+                    generation=generation, outputs=stored, provider_request_id=data.validated_data.get("request_id", "")
+                )
+                if not done:
+                    delete_quietly(stored_paths(stored))
         else:
             done = services.generation_fail(
                 generation=generation,

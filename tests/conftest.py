@@ -102,3 +102,30 @@ def sql():
             return cursor.fetchall() if cursor.description else None
 
     return run
+
+
+@pytest.fixture
+def fake_cdn():
+    """A provider's CDN on loopback (tests/fakes/cdn.py)."""
+    from tests.fakes.cdn import FakeCDN
+
+    with FakeCDN() as cdn:
+        yield cdn
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """moto's S3 server on loopback, for the session (tests/fakes/s3.py)."""
+    from tests.fakes.s3 import MotoS3
+
+    with MotoS3() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seaweed_s3(tmp_path_factory):
+    """SeaweedFS, a real S3 server that checks signatures, for the session."""
+    from tests.fakes.s3 import SeaweedS3
+
+    with SeaweedS3(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server

@@ -25,3 +25,46 @@ def check_database(app_configs, **kwargs):
                 )
             )
     return errors
+
+
+@register("velro")
+def check_media_storage(app_configs, **kwargs):
+    """MEDIA_STORAGE=s3: the bucket is named, links are presigned, and (outside DEBUG:
+    production, `make serve`, the tests) the bucket answers with these credentials, so
+    a wrong bucket or key stops the deploy instead of failing the first upload."""
+    if settings.MEDIA_STORAGE != "s3":
+        return []
+    from django.core.files.storage import storages
+
+    from velro.storage import PrivateS3Storage
+
+    storage = storages["default"]
+    if not isinstance(storage, PrivateS3Storage):
+        return [
+            Error("MEDIA_STORAGE=s3 needs STORAGES['default'] to be velro.storage.PrivateS3Storage.", id="velro.E010")
+        ]
+    if not storage.bucket_name:
+        return [
+            Error(
+                "MEDIA_STORAGE=s3 but AWS_STORAGE_BUCKET_NAME is not set.",
+                hint="Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL for a store other than AWS).",
+                id="velro.E011",
+            )
+        ]
+    if storage.custom_domain or not storage.querystring_auth:
+        return [Error("Media URLs must be presigned: no custom domain, querystring auth on.", id="velro.E012")]
+    if settings.DEBUG:
+        return []
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+    except (BotoCoreError, ClientError) as exc:
+        return [
+            Error(
+                f"The media bucket {storage.bucket_name!r} is not usable: {exc}",
+                hint="Check AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that the bucket exists.",
+                id="velro.E013",
+            )
+        ]
+    return []

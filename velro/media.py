@@ -230,3 +230,71 @@ def reencode_image(fileobj: IO[bytes], *, formats=IMAGE_TYPES) -> tuple[bytes, D
 
 
 _SAVE_OPTIONS = {"JPEG": {"quality": 92}, "WEBP": {"quality": 92}, "PNG": {"optimize": False}}
+
+
+# --- Thumbnails and video posters (issue 15) -----------------------------------------
+
+THUMBNAIL_SIDE = 512  # px, the longest side of a thumbnail
+THUMBNAIL_TYPE = "image/webp"
+
+
+def thumbnail_webp(image: Image.Image, *, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A WebP of ``image`` (its first frame) whose longest side is at most ``side``,
+    upright (EXIF orientation applied), without metadata."""
+    frame = ImageOps.exif_transpose(image)
+    frame = frame.convert("RGBA" if frame.mode in ("RGBA", "LA", "P", "PA") else "RGB")
+    frame.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    frame.save(out, format="WEBP", quality=80, method=4)
+    return out.getvalue()
+
+
+def image_thumbnail(fileobj: IO[bytes]) -> bytes:
+    """The thumbnail of an image already accepted by ``decode_image`` (a GIF's poster
+    is its first frame). The file's position is left where it was."""
+    start = fileobj.tell()
+    try:
+        with Image.open(fileobj, formats=list(IMAGE_TYPES)) as image:
+            return thumbnail_webp(image)
+    finally:
+        fileobj.seek(start)
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    content_type: str
+    extension: str
+    size: tuple[int, int]
+    duration: float | None
+    poster: Image.Image
+
+
+def decode_video(fileobj: IO[bytes]) -> DecodedVideo:
+    """An MP4 or WebM (by its magic bytes) whose first video frame decodes within
+    MAX_IMAGE_PIXELS; that frame is the poster. Anything else: ``ImageRejected``."""
+    import av  # PyAV (FFmpeg): imported where video is decoded, not by every process
+
+    start = fileobj.tell()
+    try:
+        content_type = _video_type(fileobj.read(64))
+        if content_type is None:
+            raise ImageRejected("not_a_video", "The file is not an MP4 or WebM video.")
+        fileobj.seek(start)
+        try:
+            with av.open(fileobj, mode="r") as container:
+                if not container.streams.video:
+                    raise ImageRejected("not_a_video", "The file has no video stream.")
+                stream = container.streams.video[0]
+                check_pixels(stream.codec_context.width, stream.codec_context.height)
+                frame = next(container.decode(stream), None)
+                if frame is None:
+                    raise _truncated()
+                check_pixels(frame.width, frame.height)
+                duration = float(container.duration / av.time_base) if container.duration else None
+                return DecodedVideo(
+                    content_type, extension_for(content_type), (frame.width, frame.height), duration, frame.to_image()
+                )
+        except (av.FFmpegError, *_DECODE_ERRORS) as exc:
+            raise _truncated() from exc
+    finally:
+        fileobj.seek(start)

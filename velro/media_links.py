@@ -6,11 +6,12 @@ Every URL the API hands out for a stored file is minted here, when the row is re
 ``local`` a link is the file's ``/media/`` path with ``expires`` (a Unix time) and
 ``sig``, an HMAC of the storage name, the expiry and the download flag made with
 Django's ``Signer`` (so ``SECRET_KEY_FALLBACKS`` keeps links valid across a key
-rotation). ``media_link_check`` is the other half, for the view that serves them. An
-object-storage backend replaces the body of ``signed_media_url`` with its own
-presigning (``storage.url()``); callers do not change.
+rotation). ``media_link_check`` is the other half, for the view that serves them. With
+``s3`` a link is a URL presigned by boto3 (``storage.url()``) straight to the private
+bucket, carrying the response's ``Cache-Control`` (and for a download its
+``Content-Disposition``) in its signature; the app never sees those requests.
 
-Expiry times are rounded down to a tenth of the TTL, so the links minted for a file in
+Local expiry times are rounded down to a tenth of the TTL, so the links minted for a file in
 the same few minutes are the same URL and a browser's cache keeps working between two
 reads of a list. Minting is one HMAC: no database, no file system.
 
@@ -29,7 +30,9 @@ from urllib.parse import unquote
 
 from django.conf import settings
 from django.core import signing
+from django.core.files.storage import default_storage
 from django.utils.encoding import filepath_to_uri
+from django.utils.http import content_disposition_header
 
 SALT = "velro.media-link"
 
@@ -78,13 +81,30 @@ def signed_media_url(name: str, *, request=None, ttl: int | None = None, downloa
     """A link to the stored file ``name`` valid for ``ttl`` seconds (MEDIA_URL_TTL by
     default); absolute when ``request`` is given. ``download``: served as an attachment
     with a readable file name."""
-    expires = link_expiry(settings.MEDIA_URL_TTL if ttl is None else ttl)
+    ttl = settings.MEDIA_URL_TTL if ttl is None else ttl
+    if settings.MEDIA_STORAGE == "s3":
+        return _presigned_url(name, ttl, download)
+    expires = link_expiry(ttl)
     sig = _signature(_signed_value(name, expires, download))
     query = f"download=1&expires={expires}&sig={sig}" if download else f"expires={expires}&sig={sig}"
     # FileSystemStorage.url(name) for the names signed here (no "..", no leading "/"),
     # without its urljoin.
     url = f"{settings.MEDIA_URL}{filepath_to_uri(name)}?{query}"
     return request.build_absolute_uri(url) if request is not None else url
+
+
+def _presigned_url(name: str, ttl: int, download: bool) -> str:
+    parameters = {"ResponseCacheControl": f"private, max-age={ttl}"}
+    if download:
+        parameters["ResponseContentDisposition"] = content_disposition_header(True, download_name(name))
+    return default_storage.url(name, parameters=parameters, expire=ttl)
+
+
+def download_name(name: str) -> str:
+    """A readable name for a download: the folder and the file, ``velro-`` first
+    (``…/generations/<id>/0.png`` → ``velro-<id>-0.png``)."""
+    parts = [part for part in posixpath.normpath(name).split("/") if part not in ("", ".", "..")]
+    return "-".join(["velro", *parts[-2:]])
 
 
 def media_link_check(name: str, *, expires: str, sig: str, download: bool, now: float | None = None) -> int:

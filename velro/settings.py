@@ -326,16 +326,23 @@ WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid
 # Uploaded reference images and generated outputs (Django's storage).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VELRO_DATA_DIR / "media")
 MEDIA_URL = "/media/"
-# Where media live: "local" (MEDIA_ROOT, served by the app itself through signed links,
-# velro/media_links.py). Object storage ("s3") is a later slice of issue 15.
+# Where media live (README, "Media"): "local" (MEDIA_ROOT, served by the app itself
+# through signed links, velro/media_links.py) or "s3" (a private bucket of any
+# S3-compatible store through django-storages; links are presigned by boto3, the app
+# never proxies the bytes).
 MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="") or "local"
-if MEDIA_STORAGE != "local":
-    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local (the only backend so far), not {MEDIA_STORAGE!r}.")
+if MEDIA_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}.")
 # Seconds a media link the API hands out stays valid (links are minted when a row is read).
 MEDIA_URL_TTL = _env_or_default(env.int, "MEDIA_URL_TTL", 3600)
 if MEDIA_URL_TTL < 1:
     raise ImproperlyConfigured("MEDIA_URL_TTL must be 1 or more (seconds).")
 REFERENCE_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+# A provider's output (fal returns URLs on its CDN) is copied into our storage by the
+# worker before the generation completes: at most this many bytes, downloaded within
+# this many seconds, or the generation fails and is refunded (generations/outputs.py).
+MEDIA_MAX_OUTPUT_BYTES = _env_or_default(env.int, "MEDIA_MAX_OUTPUT_BYTES", 200 * 1024 * 1024)
+MEDIA_OUTPUT_TIMEOUT = _env_or_default(env.float, "MEDIA_OUTPUT_TIMEOUT", 120.0)
 # Most pixels (width × height, summed over frames) an image may have for the app to
 # decode it: more is refused as a decompression bomb (velro/media.py; also Pillow's own
 # limit in the process). 50 million fits a 48 MP phone photo (~150 MB decoded as RGB).
@@ -364,6 +371,32 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# MEDIA_STORAGE=s3: django-storages' own variables (its docs name them) from the
+# environment; the rest is fixed here, because a private bucket is the design: objects get
+# the bucket's default ACL (private), every URL is presigned for at most the link's life,
+# a name is never overwritten, and no custom domain (django-storages would then hand out
+# unsigned URLs).
+MEDIA_S3_STORAGE = {
+    "BACKEND": "velro.storage.PrivateS3Storage",
+    "OPTIONS": {
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": MEDIA_URL_TTL,
+        "file_overwrite": False,
+        "custom_domain": None,
+        "signature_version": "s3v4",
+    },
+}
+if MEDIA_STORAGE == "s3":
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None  # R2, MinIO, Supabase …
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+    AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None  # else boto3's chain (IAM role …)
+    AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+    AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="") or None  # "path" for most local servers
+    STORAGES["default"] = MEDIA_S3_STORAGE
+    if MEDIA_URL_TTL > 604_800:
+        raise ImproperlyConfigured("With MEDIA_STORAGE=s3, MEDIA_URL_TTL must be at most 604800 (SigV4: 7 days).")
 
 # --- Production security (`manage.py check --deploy`) ----------------------------------
 

@@ -15,7 +15,7 @@ from rest_framework.permissions import AllowAny
 
 from velro.api import BaseAPIView
 from velro.media import SECURITY_HEADERS, media_headers, sniff_content_type
-from velro.media_links import MediaLinkRefused, media_link_check
+from velro.media_links import MediaLinkRefused, download_name, media_link_check
 
 
 class ApiNotFound(BaseAPIView):
@@ -58,7 +58,7 @@ def server_error(request):
 @transaction.non_atomic_requests
 def media(request, path):
     """Uploads and outputs from MEDIA_ROOT, through signed links only (MEDIA_STORAGE
-    local; velro/media_links.py mints them). No signature: 404; a tampered or expired
+    local; velro/media_links.py mints them; with s3 this view serves nothing). No signature: 404; a tampered or expired
     one: 403 — checked before the file system is touched.
 
     Streams the file (Range requests: one range, 206; 416 when unsatisfiable), with
@@ -68,8 +68,8 @@ def media(request, path):
     anything else an ``application/octet-stream`` attachment, every answer with
     ``nosniff`` and a sandboxing CSP — a stored file never runs as a page of this origin.
     """
-    if "sig" not in request.GET:
-        raise Http404("No such file.")
+    if settings.MEDIA_STORAGE != "local" or "sig" not in request.GET:
+        raise Http404("No such file.")  # with s3, links go to the bucket: never proxied
     download = request.GET.get("download") == "1"
     try:
         remaining = media_link_check(
@@ -102,7 +102,7 @@ def media(request, path):
     handle = fullpath.open("rb")
     headers = media_headers(sniff_content_type(handle))
     if download:
-        headers["Content-Disposition"] = content_disposition_header(True, _download_name(path))
+        headers["Content-Disposition"] = content_disposition_header(True, download_name(path))
     elif "Content-Disposition" not in headers:
         headers["Content-Disposition"] = "inline"
     if wanted is None:
@@ -169,10 +169,3 @@ class _Slice:
 
     def close(self):
         self.handle.close()
-
-
-def _download_name(path: str) -> str:
-    """A readable name for ``?download=1``: the folder and the file, ``velro-`` first
-    (``generations/<id>/0.png`` → ``velro-<id>-0.png``)."""
-    parts = [part for part in posixpath.normpath(path).split("/") if part not in ("", ".", "..")]
-    return "-".join(["velro", *parts[-2:]])

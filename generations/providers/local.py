@@ -3,8 +3,8 @@
 An image is a PNG of the requested size whose colours and shapes follow from the
 prompt, seed and output index (the same request renders the same picture); a video is
 a short animated GIF at the requested aspect ratio, one frame per 1/8 s (capped).
-Files are saved through Django's storage (MEDIA_ROOT by default); an output keeps
-the storage name (``path``), from which the API mints signed links. Nothing bigger than
+An output carries the file's bytes (``content``): the worker stores them with the
+rest (generations/outputs.py). Nothing bigger than
 MAX_IMAGE_PIXELS is rendered (velro/media.py): such a request fails, refunded. Reference
 images are not read here.
 """
@@ -14,8 +14,6 @@ import io
 import random
 import textwrap
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw
 
 from generations.providers.base import ProviderError, ProviderResult
@@ -69,7 +67,7 @@ class LocalProvider:
         draw.multiline_text((16, 16), text, fill=(255, 255, 255))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        return self._save(generation, index, "png", buffer.getvalue(), "image/png", width, height)
+        return self._output(generation, index, "png", buffer.getvalue(), "image/png", width, height)
 
     def _video(self, generation, seed, params) -> dict:
         width, height = VIDEO_SIZES.get(params.get("aspect_ratio", "16:9"), VIDEO_SIZES["16:9"])
@@ -90,15 +88,14 @@ class LocalProvider:
         frames[0].save(
             buffer, format="GIF", save_all=True, append_images=frames[1:], duration=1000 // VIDEO_FPS, loop=0
         )
-        output = self._save(generation, 0, "gif", buffer.getvalue(), "image/gif", width, height)
+        output = self._output(generation, 0, "gif", buffer.getvalue(), "image/gif", width, height)
         output["duration"] = duration
         return output
 
-    def _save(self, generation, index, ext, data, mime, width, height) -> dict:
-        name = default_storage.save(f"generations/{generation.pk}/{index}.{ext}", ContentFile(data))
-        # The storage name: the API mints a signed link from it whenever the row is read.
+    def _output(self, generation, index, ext, data, mime, width, height) -> dict:
+        # The worker stores the bytes (generations/outputs.py), as it does a provider's URL.
         return {
-            "path": name,
+            "content": data,
             "mime_type": mime,
             "width": width,
             "height": height,

@@ -11,7 +11,9 @@ import pytest
 from django.db import connection
 
 FAL_KEY = "fal-faults-key-0123456789"
-IMAGE = {"url": "https://v3.fal.media/files/fault.png", "width": 64, "height": 64, "content_type": "image/png"}
+# The image every good job returns: ``url`` is set to the fake CDN's by the fake_fal fixture.
+IMAGE_PATH = "/files/fault.png"
+IMAGE = {"url": "", "width": 64, "height": 64, "content_type": "image/png"}
 
 
 def run_together(*targets: Callable, timeout: float = 60):
@@ -67,6 +69,7 @@ class FakeFal:
 
     def __init__(self):
         self.url = ""
+        self.image = dict(IMAGE)
         self.lock = threading.Lock()
         self.requests: list[dict] = []  # {"kind", "behaviour", "request_id", "code"}
         self.jobs: dict[str, str] = {}  # request id → behaviour
@@ -116,7 +119,7 @@ class FakeFal:
                     behaviour,
                     request_id,
                 )
-            return 200, {"images": [IMAGE]}, behaviour, request_id
+            return 200, {"images": [self.image]}, behaviour, request_id
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -154,11 +157,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def fake_fal():
+def fake_fal(fake_cdn):
+    from tests.fakes.cdn import image_bytes
+
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.fake = fake = FakeFal()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    fake.image["url"] = fake_cdn.put(IMAGE_PATH, image_bytes((64, 64)), "image/png")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:

@@ -19,7 +19,7 @@ from credits.models import CreditTransaction
 from generations import services
 from generations.models import AIModel, Generation
 from tests.factories import UserFactory
-from tests.faults.conftest import FAL_KEY, IMAGE
+from tests.faults.conftest import FAL_KEY, IMAGE_PATH
 from tests.helpers import ROOT, database_url, manage_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,7 +59,7 @@ def worker_env(fake_fal, tmp_path) -> dict:
     )
 
 
-def test_provider_failures_fail_and_refund_each_generation_once(fake_fal, tmp_path, model):
+def test_provider_failures_fail_and_refund_each_generation_once(fake_fal, fake_cdn, tmp_path, model):
     user = UserFactory()
     generations = {
         prompt: services.generation_create(user=user, ai_model=model, prompt=prompt)
@@ -100,7 +100,10 @@ def test_provider_failures_fail_and_refund_each_generation_once(fake_fal, tmp_pa
     flaky = Generation.objects.get(pk=generations["flaky"].pk)
     (job,) = {r["request_id"] for r in fake_fal.of("flaky") if r["request_id"]}
     assert (flaky.status, flaky.error_message, flaky.provider_request_id) == ("completed", "", job)
-    assert [o["url"] for o in flaky.outputs] == [IMAGE["url"]]
+    # … its image copied in from the provider's CDN (generations/outputs.py).
+    (output,) = flaky.outputs
+    assert output["path"] == f"generations/{flaky.user_id}/{flaky.pk}/0.png" and "url" not in output
+    assert fake_cdn.requests.count(IMAGE_PATH) >= 1
     assert [r["code"] for r in fake_fal.of("flaky", "submit")] == [503, 200]
     assert sorted(CreditTransaction.objects.filter(generation=flaky).values_list("type", flat=True)) == ["usage"]
 

@@ -166,13 +166,13 @@ def claim(delay):
     return "claim", services.generation_claim_next()
 
 
-def webhook(generation_id, outcome: str, delay):
+def webhook(generation_id, outcome: str, delay, image_url: str):
     time.sleep(delay)
     if outcome == "OK":
         body = {
             "generation_id": str(generation_id),
             "status": "OK",
-            "payload": {"images": [{"url": "https://cdn.example/race.png", "width": 64, "height": 64}]},
+            "payload": {"images": [{"url": image_url, "width": 64, "height": 64}]},
         }
     else:
         body = {"generation_id": str(generation_id), "status": "ERROR", "error": "the provider gave up"}
@@ -187,8 +187,12 @@ def webhook(generation_id, outcome: str, delay):
     return "webhook", response.status_code, response.json()
 
 
-def test_cancel_claim_and_webhook_racing_end_in_one_state_refunded_at_most_once(model, settings):
+def test_cancel_claim_and_webhook_racing_end_in_one_state_refunded_at_most_once(model, settings, fake_cdn, tmp_path):
+    from tests.fakes.cdn import image_bytes
+
     settings.WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.MEDIA_ROOT = tmp_path
+    image_url = fake_cdn.put("/race.png", image_bytes((64, 64)), "image/png")
     outcomes = []
     rng = random.Random(20240607)
     for round_ in range(ROUNDS):
@@ -203,7 +207,7 @@ def test_cancel_claim_and_webhook_racing_end_in_one_state_refunded_at_most_once(
         results = run_together(
             lambda: cancel_via_api(user, generation.pk, delays[0]),  # noqa: B023
             lambda: claim(delays[1]),  # noqa: B023
-            lambda: webhook(generation.pk, kind, delays[2]),  # noqa: B023
+            lambda: webhook(generation.pk, kind, delays[2], image_url),  # noqa: B023
         )
 
         assert not [r for r in results if isinstance(r, Exception)], results
@@ -227,7 +231,8 @@ def test_cancel_claim_and_webhook_racing_end_in_one_state_refunded_at_most_once(
             else:
                 assert status == "processing" and hook_body["code"] == "conflict"
         if status == "completed":
-            assert generation.outputs[0]["url"] == "https://cdn.example/race.png"
+            assert generation.outputs[0]["path"] == f"generations/{user.pk}/{generation.pk}/0.png"
+            assert (tmp_path / generation.outputs[0]["path"]).is_file()  # copied in from the CDN
         if status == "failed":
             assert generation.error_message == "the provider gave up"
 

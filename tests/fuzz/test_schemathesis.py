@@ -61,6 +61,7 @@ from accounts.tokens import RefreshToken
 from credits.services import credits_grant
 from generations import services as generation_services
 from generations.models import AIModel
+from generations.outputs import store_outputs
 from generations.providers.local import LocalProvider
 from generations.webhooks import SIGNATURE_HEADER, sign
 from projects.services import project_create
@@ -262,8 +263,8 @@ def fuzz_user(db, settings, tmp_path):
     )
     # One stays pending; the others move on as a worker and a provider would move them.
     completed = generation_services.generation_claim_next()
-    result = LocalProvider().run(completed)
-    assert generation_services.generation_complete(generation=completed, outputs=result.outputs)
+    outputs = store_outputs(completed, LocalProvider().run(completed).outputs)
+    assert generation_services.generation_complete(generation=completed, outputs=outputs)
     failed = generation_services.generation_claim_next()
     assert generation_services.generation_fail(generation=failed, error="The provider reported an error.")
     processing = generation_services.generation_claim_next()

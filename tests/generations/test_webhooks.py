@@ -38,16 +38,43 @@ def post(client, body: dict, *, signature=None, secret=SECRET, timestamp=None):
 OK = {
     "request_id": "req-123",
     "status": "OK",
-    "payload": {"images": [{"url": "https://cdn.example/a.png", "width": 1024, "height": 1024}]},
+    "payload": {"images": [{"url": "http://127.0.0.1:9/a.png", "width": 1024, "height": 1024}]},
 }
 
 
-def test_a_signed_result_completes_the_generation(processing, client):
+@pytest.fixture(autouse=True)
+def _cdn(fake_cdn, settings, tmp_path):
+    """The payloads' image lives on a CDN on loopback; outputs are copied into MEDIA_ROOT."""
+    from tests.fakes.cdn import image_bytes
+
+    settings.MEDIA_ROOT = tmp_path
+    OK["payload"]["images"][0]["url"] = fake_cdn.put("/a.png", image_bytes((96, 64)), "image/png")
+    return fake_cdn
+
+
+def test_a_signed_result_completes_the_generation(processing, client, tmp_path):
     response = post(client, OK)
     assert response.status_code == 200, response.content
     generation = Generation.objects.get(pk=processing.pk)
     assert generation.status == "completed"
-    assert generation.outputs[0]["url"] == "https://cdn.example/a.png"
+    (output,) = generation.outputs
+    # Copied into our storage, its size from the file rather than the payload's word.
+    assert (output["path"], output["width"], output["height"]) == (
+        f"generations/{generation.user_id}/{generation.pk}/0.png",
+        96,
+        64,
+    )
+    assert (tmp_path / output["path"]).is_file() and (tmp_path / output["thumbnail_path"]).is_file()
+
+
+def test_a_result_whose_file_is_not_an_image_fails_and_refunds(processing, client, alice, fake_cdn, tmp_path):
+    url = fake_cdn.put("/oops.html", b"<html><script>alert(1)</script></html>", "image/png")
+    response = post(client, {**OK, "payload": {"images": [{"url": url, "width": 64, "height": 64}]}})
+    assert response.status_code == 200, response.content
+    generation = Generation.objects.get(pk=processing.pk)
+    assert generation.status == "failed" and "not a usable image" in generation.error_message
+    assert Profile.objects.get(pk=alice.pk).credits_balance == 100
+    assert not any(tmp_path.rglob("*.*"))  # nothing stored
 
 
 def test_a_signed_error_fails_and_refunds(processing, client, alice):

@@ -44,4 +44,4 @@ def test_sigterm_stops_the_worker_after_its_work(tmp_path):
     assert worker.returncode == 0, err
     assert "completed in" in out
     assert "worker stopped after 1 item(s)" in out
-    assert (tmp_path / "generations" / str(generation.pk) / "0.png").exists()
+    assert (tmp_path / "generations" / str(generation.user_id) / str(generation.pk) / "0.png").exists()

@@ -285,15 +285,19 @@ def completed(alice, api_as):
 
 def test_the_local_provider_stores_the_name_and_the_api_mints_links(alice, api_as, client, completed):
     (stored_output,) = completed.outputs
-    assert stored_output["path"] == f"generations/{completed.pk}/0.png" and "url" not in stored_output
+    assert stored_output["path"] == f"generations/{alice.pk}/{completed.pk}/0.png" and "url" not in stored_output
+    assert stored_output["thumbnail_path"] == f"generations/{alice.pk}/{completed.pk}/0.thumb.webp"
 
     api = api_as(alice)
     detail = api.get(f"/api/v1/generations/{completed.pk}").json()
     (listed,) = [row for row in api.get("/api/v1/generations").json()["results"] if row["id"] == str(completed.pk)]
     for row in (detail, listed):
         (output,) = row["outputs"]
-        assert "path" not in output
-        assert output["url"].startswith(f"http://testserver/media/generations/{completed.pk}/0.png?expires=")
+        assert "path" not in output and "thumbnail_path" not in output
+        assert output["url"].startswith(f"http://testserver/media/generations/{alice.pk}/{completed.pk}/0.png?expires=")
+        thumbnail = client.get(output["thumbnail_url"])
+        assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/webp"
+        assert Image.open(io.BytesIO(body(thumbnail))).size == (256, 320)  # never enlarged
         assert (output["mime_type"], output["width"], output["height"]) == ("image/png", 256, 320)
         served = client.get(output["url"])
         assert served.status_code == 200
@@ -317,7 +321,7 @@ def test_an_anonymous_person_gets_no_link(client, api, completed):
         assert response.status_code == 401
         assert "/media/" not in response.content.decode()
     # Nor can the file be fetched without one.
-    assert client.get(f"/media/generations/{completed.pk}/0.png").status_code == 404
+    assert client.get(f"/media/{completed.outputs[0]['path']}").status_code == 404
 
 
 def test_older_rows_with_media_urls_get_links_and_provider_urls_stay(alice, api_as, client, media_root, stored):

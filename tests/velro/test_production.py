@@ -59,7 +59,8 @@ def test_check_deploy_is_clean_with_production_settings(db):
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"}, "SECURE_PROXY_SSL_HEADER"),
         ({"AI_MODEL_CACHE_SECONDS": "-1"}, "AI_MODEL_CACHE_SECONDS"),
-        ({"MEDIA_STORAGE": "s3"}, "MEDIA_STORAGE must be local"),
+        ({"MEDIA_STORAGE": "gcs"}, "MEDIA_STORAGE must be local or s3"),
+        ({"MEDIA_STORAGE": "s3", "MEDIA_URL_TTL": "604801"}, "MEDIA_URL_TTL must be at most 604800"),
         ({"MEDIA_URL_TTL": "0"}, "MEDIA_URL_TTL must be 1 or more"),
     ],
 )

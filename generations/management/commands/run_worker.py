@@ -1,7 +1,8 @@
 """The generation worker: the generations table is the queue.
 
 Claims pending rows with FOR UPDATE SKIP LOCKED (any number of workers on any number of
-machines), runs the model's provider outside any transaction, and records the result
+machines), runs the model's provider outside any transaction, copies its outputs into our storage
+(generations/outputs.py: a bad or missing output fails and refunds it), and records the result
 with a conditional update. Every ``--sweep-every`` seconds it fails and refunds rows
 stuck in processing past GENERATION_PROCESSING_TIMEOUT (a worker that died mid-run).
 SIGTERM/SIGINT: finish the current item, then exit.
@@ -22,6 +23,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from generations import services
+from generations.outputs import delete_quietly, store_outputs, stored_paths
 from generations.providers import ProviderError, get_provider
 
 # What a database that went away looks like: refused or lost connections, a server
@@ -115,6 +117,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{generation.pk} {generation.ai_model_id}: processing (attempt {generation.attempts})")
         try:
             result = get_provider(generation.ai_model).run(generation)
+            # Into our storage before it completes: no row ever points at a provider's CDN.
+            outputs = store_outputs(generation, result.outputs)
         except ProviderError as exc:
             recorded = self.record(
                 f"failure: {exc} (provider request {exc.provider_request_id or '-'})",
@@ -138,18 +142,19 @@ class Command(BaseCommand):
             )
             return
         recorded = self.record(
-            f"outputs {result.outputs!r} (provider request {result.provider_request_id or '-'})",
+            f"outputs {outputs!r} (provider request {result.provider_request_id or '-'})",
             services.generation_complete,
             generation=generation,
-            outputs=result.outputs,
+            outputs=outputs,
             provider_request_id=result.provider_request_id,
         )
         if recorded is _GAVE_UP:
-            return
+            return  # the files stay for whoever records it; media_gc finds them if nobody does
         if recorded:
             elapsed = time.monotonic() - started
             self.stdout.write(self.style.SUCCESS(f"{generation.pk}: completed in {elapsed:.2f} s"))
         else:
+            delete_quietly(stored_paths(outputs))
             self.stdout.write(f"{generation.pk}: finished elsewhere meanwhile (cancelled or swept); result dropped")
 
     def record(self, what: str, service, *, generation, **kwargs):
