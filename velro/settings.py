@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The background task queue (velro/tasks.py; README, "Background tasks").
+    "procrastinate.contrib.django",
     "velro",
     "accounts",
     "credits",

@@ -79,6 +79,17 @@ PROJECT = "cols:name,description,visibility,archived_at"
 STACK = "cols:name,description,tags,category,visibility,style,compatible_models"
 EDITOR = "cols:name,description,tags,category,style,compatible_models"  # not visibility (a trigger)
 DELIVERY = "all cols:outcome,status_code,reason,generation_id"  # a webhook delivery's outcome
+# fmt: off
+# The task queue (procrastinate, velro migration 0003): the owner's (the app, its worker)
+# and the service side's; no API role has any grant.
+QUEUE = {
+    #          anon      owner     other     editor viewer staff  service_role
+    "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+    "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "ok"),
+    "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+    "delete": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+}
+# fmt: on
 
 # fmt: off
 MATRIX = {
@@ -172,6 +183,10 @@ MATRIX = {
         "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
         "delete": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
     },
+    "public.procrastinate_jobs": QUEUE,
+    "public.procrastinate_events": QUEUE,
+    "public.procrastinate_periodic_defers": QUEUE,
+    "public.procrastinate_workers": QUEUE,
     "public.auth_group": DJANGO,
     "public.auth_group_permissions": DJANGO,
     "public.auth_permission": DJANGO,
@@ -308,6 +323,20 @@ TABLES = {
         insert="INSERT INTO public.cache_entries (cache_key, value, expires) VALUES ('matrix-new', '', now()) "
         "RETURNING true",
     ),
+    "public.procrastinate_jobs": Table(
+        insert="INSERT INTO public.procrastinate_jobs (queue_name, task_name, args) "
+        "VALUES ('matrix', 'matrix.new', '{}') RETURNING true",
+    ),
+    "public.procrastinate_events": Table(
+        insert="INSERT INTO public.procrastinate_events (job_id, type) VALUES (%(job)s, 'deferred') RETURNING true",
+    ),
+    "public.procrastinate_periodic_defers": Table(
+        insert="INSERT INTO public.procrastinate_periodic_defers (task_name, periodic_id, defer_timestamp) "
+        "VALUES ('matrix', 'new', 2) RETURNING true",
+    ),
+    "public.procrastinate_workers": Table(
+        insert="INSERT INTO public.procrastinate_workers DEFAULT VALUES RETURNING true",
+    ),
     "public.auth_group": Table(insert="INSERT INTO public.auth_group (name) VALUES ('matrix-new') RETURNING true"),
     "public.auth_group_permissions": Table(
         insert="INSERT INTO public.auth_group_permissions (group_id, permission_id) "
@@ -400,6 +429,20 @@ def world(alice, bob):
     Session.objects.create(session_key="matrix", session_data="", expire_date=timezone.now())
     if "public.cache_entries" in database_tables():
         cache.set("matrix", 1)
+    # The task queue: a job (its "deferred" event comes from a trigger), a worker, and a
+    # periodic task's record of having deferred the job.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO public.procrastinate_jobs (queue_name, task_name, args) VALUES ('matrix', 'matrix', '{}') "
+            "RETURNING id"
+        )
+        (job,) = cursor.fetchone()
+        cursor.execute("SELECT public.procrastinate_register_worker_v1()")
+        cursor.execute(
+            "INSERT INTO public.procrastinate_periodic_defers (task_name, periodic_id, defer_timestamp, job_id) "
+            "VALUES ('matrix', '', 1, %s)",
+            [job],
+        )
 
     return {
         "people": people,
@@ -410,6 +453,7 @@ def world(alice, bob):
             "permission": permission.pk,
             "other_permission": other_permission.pk,
             "content_type": content_type.pk,
+            "job": job,
         },
     }
 
@@ -544,11 +588,13 @@ def owner_keys(table: str, params: dict, condition: str = "TRUE") -> list:
 
 
 def columns_of(table: str) -> list[str]:
+    """The columns an update can name: a GENERATED ALWAYS identity (procrastinate_workers.id)
+    can only be set to DEFAULT, by anyone, so it has no cell to check."""
     schema, name = table.split(".")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-            "ORDER BY ordinal_position",
+            "AND identity_generation IS DISTINCT FROM 'ALWAYS' ORDER BY ordinal_position",
             [schema, name],
         )
         return [column for (column,) in cursor.fetchall()]
