@@ -354,6 +354,16 @@ if MAX_IMAGE_PIXELS < 1:
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # JSON bodies: 2.5 MB
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# --- Background tasks ---------------------------------------------------------------
+# procrastinate: jobs live in procrastinate_* tables of this database. Tasks are found in
+# each installed app's tasks.py (velro/tasks.py so far); `manage.py procrastinate worker`
+# runs them (make run, make worker). The generations table stays the generations' queue.
+PROCRASTINATE_WORKER_DEFAULTS = {
+    # A finished job is history nobody reads: delete it, or the table grows forever.
+    # Failed and cancelled jobs stay, for the admin (Procrastinate → jobs) and a retry.
+    "delete_jobs": "successful",
+}
+
 # --- i18n / static ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
