@@ -27,15 +27,21 @@ install: $(VENV)/.installed
 migrate: install
 	$(MANAGE) migrate --no-input
 
-# The worker runs beside the server and stops with it (Ctrl-C).
+# Both workers run beside the server and stop with it (Ctrl-C): the generation worker
+# and procrastinate's, which runs every other background task (velro/tasks.py).
 run: migrate
 	$(MANAGE) ensure_dev_admin
 	$(if $(filter 1 true yes on,$(DEBUG)),$(MANAGE) seed_demo --quiet)
 	@$(MANAGE) run_worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	$(MANAGE) procrastinate worker & tasks=$$!; \
+	trap 'kill $$worker $$tasks 2>/dev/null; wait $$worker $$tasks 2>/dev/null' EXIT INT TERM; \
 	$(MANAGE) runserver $(HOST):$(PORT)
 
+# Both workers, without the server: procrastinate's in the background, stopped with the
+# generation worker (Ctrl-C, or when it exits).
 worker: migrate
+	@$(MANAGE) procrastinate worker & tasks=$$!; \
+	trap 'kill $$tasks 2>/dev/null; wait $$tasks 2>/dev/null' EXIT INT TERM; \
 	$(MANAGE) run_worker
 
 # Production: gunicorn (gunicorn.conf.py) on HOST:PORT, static files by WhiteNoise.
