@@ -3,6 +3,7 @@ from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
@@ -29,6 +30,7 @@ class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
         "email",
         "avatar_url",
         "credits_balance",
+        "storage",
         "current_plan",
         "is_active",
         "metadata",
@@ -36,6 +38,10 @@ class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
         "updated_at",
     )
     readonly_fields = fields
+
+    @admin.display(description="storage used")
+    def storage(self, obj):
+        return f"{filesizeformat(obj.storage_bytes)} ({obj.storage_bytes:,} bytes)"
 
 
 class CreditTransactionInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -58,7 +64,16 @@ class UserAdmin(DjangoUserAdmin):
     add_form = UserCreationForm
     inlines = [ProfileInline, CreditTransactionInline]
 
-    list_display = ("email", "display_name", "credits", "is_active", "is_staff", "created_at", "last_login")
+    list_display = (
+        "email",
+        "display_name",
+        "credits",
+        "storage",
+        "is_active",
+        "is_staff",
+        "created_at",
+        "last_login",
+    )
     list_filter = ("is_staff", "is_superuser", "is_active")
     list_select_related = ("profile",)
     search_fields = ("email",)
@@ -89,6 +104,10 @@ class UserAdmin(DjangoUserAdmin):
         if not hasattr(obj, "profile"):
             return format_html('<span style="color:#ba2121">{}</span>', "no profile")
         return obj.profile.credits_balance
+
+    @admin.display(description="storage", ordering="profile__storage_bytes")
+    def storage(self, obj):
+        return filesizeformat(obj.profile.storage_bytes) if hasattr(obj, "profile") else ""
 
     def has_credits_permission(self, request):
         # Changing balances is its own right: editing users is not enough.

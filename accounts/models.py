@@ -132,6 +132,9 @@ class Profile(models.Model):
     full_name = models.CharField(max_length=255, blank=True, db_default="")
     avatar_url = models.URLField(max_length=2048, blank=True, db_default="")
     credits_balance = models.IntegerField(default=0, db_default=0)
+    # Bytes of stored files this person's generations point at (outputs, thumbnails,
+    # reference images), kept by a trigger on generations (generations 0011).
+    storage_bytes = models.BigIntegerField(default=0, db_default=0, editable=False)
     current_plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE, db_default=Plan.FREE)
     is_active = models.BooleanField(default=True, db_default=True)
     metadata = models.JSONField(default=dict, db_default=models.Value({}, models.JSONField()), blank=True)

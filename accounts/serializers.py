@@ -21,8 +21,17 @@ class ProfileSerializer(StrictInputMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Profile
-        fields = ["id", "email", "full_name", "avatar_url", "credits_balance", "current_plan", "created_at"]
-        read_only_fields = ["id", "email", "credits_balance", "current_plan", "created_at"]
+        fields = [
+            "id",
+            "email",
+            "full_name",
+            "avatar_url",
+            "credits_balance",
+            "storage_bytes",
+            "current_plan",
+            "created_at",
+        ]
+        read_only_fields = ["id", "email", "credits_balance", "storage_bytes", "current_plan", "created_at"]
         extra_kwargs = {"full_name": {"max_length": 100}}
 
 

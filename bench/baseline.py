@@ -603,6 +603,7 @@ class Baseline:
             return {**output, "url": request.absolute(output.get("url", ""))}
         shown = {**output, "url": self.signed_media_url(name, request)}
         shown.pop("path", None)
+        shown.pop("thumbnail_size", None)
         thumbnail = shown.pop("thumbnail_path", None)
         shown["thumbnail_url"] = self.signed_media_url(thumbnail, request) if thumbnail else None
         return shown

@@ -14,6 +14,7 @@ from velro.exceptions import ApplicationError
 from velro.media_links import signed_media_url
 
 Status = Generation.Status
+FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
 STATUS_COLORS = {
     Status.PENDING: "#666",
@@ -124,7 +125,22 @@ class GenerationAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return False  # the ledger points at generations; failed ones are kept
+        # A finished generation may go, with its files (a task deletes them after the
+        # commit: services.generation_deleted); its ledger entries stay, pointing nowhere.
+        # One pending or processing is cancelled or failed first (refunded).
+        if obj is not None and obj.status not in FINISHED:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        in_flight = queryset.exclude(status__in=FINISHED)
+        if skipped := in_flight.count():
+            self.message_user(
+                request,
+                f"Kept {skipped} pending or processing generation(s): cancel or fail them first.",
+                messages.WARNING,
+            )
+        super().delete_queryset(request, queryset.filter(status__in=FINISHED))
 
     def has_operate_permission(self, request):
         return request.user.has_perm("generations.change_generation")
@@ -149,7 +165,7 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def thumbnail(self, obj):
-        first = next((url for o in obj.outputs or [] if _is_image(o) and (url := _output_url(o))), None)
+        first = next((url for o in obj.outputs or [] if (url := _thumbnail_url(o))), None)
         if first is None:
             return ""
         return format_html('<img src="{}" alt="" loading="lazy" style="max-height:40px;max-width:60px">', first)
@@ -161,12 +177,12 @@ class GenerationAdmin(admin.ModelAdmin):
             url = _output_url(output) if isinstance(output, dict) else None
             if url is None:
                 previews.append(format_html("output {}: no usable URL", index))
-            elif _is_image(output):
+            elif thumbnail := _thumbnail_url(output):
                 previews.append(
                     format_html(
                         '<a href="{}"><img src="{}" alt="output {}" loading="lazy" style="{}"></a>',
                         url,
-                        url,
+                        thumbnail,
                         index,
                         "max-height:240px;max-width:240px;margin:0 8px 8px 0",
                     )
@@ -269,6 +285,16 @@ def _output_url(output: dict):
     provider's URL when it is a safe one."""
     name = output_media_name(output)
     return signed_media_url(name) if name else _safe_url(output.get("url"))
+
+
+def _thumbnail_url(output) -> str | None:
+    """A signed link to the output's thumbnail (a poster frame for video), or to the
+    output itself for an older image row without one; None when there is no picture."""
+    if not isinstance(output, dict):
+        return None
+    if output.get("thumbnail_path"):
+        return signed_media_url(output["thumbnail_path"])
+    return _output_url(output) if _is_image(output) else None
 
 
 def _safe_url(url):

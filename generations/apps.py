@@ -9,8 +9,9 @@ class GenerationsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
-        from generations import catalog
-        from generations.models import AIModel
+        from generations import catalog, services
+        from generations.models import AIModel, Generation
 
         post_save.connect(catalog.forget, sender=AIModel, dispatch_uid="generations.catalog.saved")
         post_delete.connect(catalog.forget, sender=AIModel, dispatch_uid="generations.catalog.deleted")
+        post_delete.connect(services.generation_deleted, sender=Generation, dispatch_uid="generations.files")

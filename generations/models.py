@@ -128,6 +128,9 @@ class Generation(models.Model):
     negative_prompt = models.TextField(blank=True, db_default="")
     parameters = models.JSONField(default=dict, blank=True)
     reference_image = models.FileField(upload_to="references/%Y/%m/", max_length=300, blank=True, db_default="")
+    # Bytes of the stored files this row points at, written by the code that stores them;
+    # a trigger adds every change to the owner's users.storage_bytes (migration 0011).
+    storage_bytes = models.BigIntegerField(default=0, db_default=0, editable=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_default="pending")
     credits_charged = models.PositiveIntegerField(default=0, db_default=0)
     outputs = models.JSONField(default=list, blank=True, db_default=models.Value([], models.JSONField()))

@@ -17,8 +17,9 @@ as a URL on its own CDN (fal). ``store_outputs`` turns both into files of ours:
 
 Anything that fails is a ``ProviderError``: the worker fails the generation and refunds
 it, and the files this call stored are deleted. An output is then
-``{"path", "thumbnail_path", "mime_type", "width", "height", "size", "duration"?}``;
-the API mints signed links from the two paths whenever the row is read.
+``{"path", "thumbnail_path", "mime_type", "width", "height", "size", "thumbnail_size",
+"duration"?}``; the API mints signed links from the two paths whenever the row is read
+(and shows neither path nor thumbnail_size).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from django.core.files.storage import default_storage
 
 from generations.providers.base import ProviderError
 from velro import media
+from velro.media_links import media_name_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,23 @@ def store_outputs(generation, outputs: list[dict]) -> list[dict]:
 
 
 def stored_paths(outputs) -> list[str]:
-    """The storage names an outputs list points at (files and thumbnails)."""
-    return [name for output in outputs or [] for name in (output.get("path"), output.get("thumbnail_path")) if name]
+    """The storage names an outputs list points at: files and thumbnails (and an older
+    row's ``/media/`` URL)."""
+    names = []
+    for output in outputs or []:
+        name = output.get("path") or media_name_from_url(output.get("url"))
+        names.extend(n for n in (name, output.get("thumbnail_path")) if n)
+    return names
+
+
+def outputs_bytes(outputs) -> int:
+    """Bytes the stored files of ``outputs`` take (each file and its thumbnail)."""
+    return sum(
+        value
+        for output in outputs or []
+        for value in (output.get("size"), output.get("thumbnail_size"))
+        if isinstance(value, int) and output.get("path")
+    )
 
 
 def delete_quietly(names) -> None:
@@ -90,6 +107,7 @@ def _store_one(generation, index: int, output: dict, stored: list[str]) -> dict:
         "width": checked["size"][0],
         "height": checked["size"][1],
         "size": size,
+        "thumbnail_size": len(checked["thumbnail"]),
     }
     duration = output.get("duration", checked.get("duration"))
     if duration is not None:

@@ -50,6 +50,7 @@ def _output(request, output: dict) -> dict:
         return {**output, "url": absolute(request, output.get("url", ""))}
     shown = {**output, "url": signed_media_url(name, request=request)}
     shown.pop("path", None)
+    shown.pop("thumbnail_size", None)
     thumbnail = shown.pop("thumbnail_path", None)
     shown["thumbnail_url"] = signed_media_url(thumbnail, request=request) if thumbnail else None
     return shown

@@ -21,17 +21,22 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from accounts.models import Profile
 from credits.services import credits_refund
 from generations.models import AIModel, Generation
+from generations.outputs import outputs_bytes, stored_paths
 from generations.schemas import validate_parameters
 from projects.models import Project
 from stylestacks.compose import compose
 from velro import rls
 from velro.db import call_function, call_row_function
-from velro.exceptions import IdempotencyConflict
+from velro.exceptions import Conflict, IdempotencyConflict, StorageQuotaExceeded
 from velro.media import ImageRejected, reencode_image
+from velro.tasks import delete_media_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +127,7 @@ def generation_create(
     if errors:
         raise ValidationError(errors)
 
+    _check_storage_quota(user, len(clean) if clean is not None else 0)
     stored = ""
     if clean is not None:
         # Stored re-encoded under a generated name, its extension from the decoded
@@ -155,10 +161,71 @@ def generation_create(
         raise
     if stored and generation.reference_image.name != stored:
         default_storage.delete(stored)  # an idempotent retry kept the first upload
+    elif stored:
+        _add_storage_bytes(generation, len(clean))
     if idempotency_key:
         # A concurrent request with the same key may have committed first.
         return _same_request(generation, fingerprint)
     return generation
+
+
+def _check_storage_quota(user, adding: int) -> None:
+    """StorageQuotaExceeded when ``user``'s stored files (plus ``adding`` bytes) would
+    pass MEDIA_QUOTA_BYTES (0: no quota). Checked when a generation is asked for: the
+    outputs it makes may take a person past the quota, the next request is refused."""
+    quota = settings.MEDIA_QUOTA_BYTES
+    if not quota:
+        return
+    used = Profile.objects.filter(pk=user.pk).values_list("storage_bytes", flat=True).first() or 0
+    if used >= quota or used + adding > quota:
+        raise StorageQuotaExceeded(
+            f"Your files take {filesizeformat(used)} of your {filesizeformat(quota)} storage: "
+            "delete some generations to make room.",
+            extra={"storage_bytes": used, "quota_bytes": quota},
+        )
+
+
+def _add_storage_bytes(generation: Generation, size: int) -> None:
+    """Count ``size`` stored bytes on the row (and, by trigger, on its owner). Written as
+    the service side: the owner has no grant on the column."""
+    with rls.transaction_role(rls.ROLE_SERVICE, "") as cursor:
+        cursor.execute(
+            "UPDATE public.generations SET storage_bytes = storage_bytes + %s WHERE id = %s", [size, generation.pk]
+        )
+    generation.storage_bytes += size
+
+
+@transaction.atomic
+def generation_delete(*, user, generation_id) -> None:
+    """Delete one of ``user``'s finished generations; its files (outputs, thumbnails,
+    reference image) are deleted by a task once this transaction has committed, so no
+    row ever points at a missing file (a crash in between leaves an orphan file, which
+    ``media_gc`` finds). A pending one must be cancelled first (refunded); a processing
+    one belongs to the worker. Someone else's is a 404, as RLS hides it."""
+    with rls.acting_as(user):
+        generation = Generation.objects.select_for_update().filter(pk=generation_id).first()
+        if generation is None:
+            raise Generation.DoesNotExist("No such generation.")
+        if generation.status == Status.PENDING:
+            raise Conflict("The generation is pending: cancel it first (that refunds its credits).")
+        if generation.status == Status.PROCESSING:
+            raise Conflict("The generation is processing: wait until it finishes, or cancel it.")
+        generation.delete()  # its files: generation_deleted, below
+    logger.info("generation %s deleted", generation_id)
+
+
+def generation_deleted(sender, instance, **kwargs) -> None:
+    """post_delete of a Generation, however it goes (this API, the admin, a person's
+    account deleted with everything in it): its files are deleted by a task after the
+    commit (velro/tasks.py), never while the row might still be rolled back."""
+    delete_media_on_commit(generation_file_names(instance))
+
+
+def generation_file_names(generation) -> list[str]:
+    """The storage names of every file ``generation`` points at."""
+    names = stored_paths(generation.outputs)
+    reference = getattr(generation.reference_image, "name", generation.reference_image)
+    return [*names, reference] if reference else names
 
 
 def _request_fingerprint(*, ai_model, prompt, negative_prompt, parameters, project, parent, reference_image, **style):
@@ -237,7 +304,14 @@ def _transition(generation_id, *, from_statuses, **changes) -> bool:
 def generation_complete(*, generation: Generation, outputs: list[dict], provider_request_id: str = "") -> bool:
     """processing → completed with its outputs. False if it had already left
     processing (cancelled, failed by the sweep …): the outputs are then dropped."""
-    changes = {"status": Status.COMPLETED, "outputs": outputs, "completed_at": timezone.now(), "error_message": ""}
+    changes = {
+        "status": Status.COMPLETED,
+        "outputs": outputs,
+        "completed_at": timezone.now(),
+        "error_message": "",
+        # The files the outputs point at join the owner's storage (trigger, generations 0011).
+        "storage_bytes": F("storage_bytes") + outputs_bytes(outputs),
+    }
     if provider_request_id:
         changes["provider_request_id"] = provider_request_id
     done = _transition(generation.pk, from_statuses=[Status.PROCESSING], **changes)

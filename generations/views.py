@@ -155,6 +155,22 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
         )
 
     @extend_schema(
+        summary="Delete one of your generations, with its files",
+        description=(
+            "A finished generation (completed, failed or cancelled) only: a pending one is a 409 "
+            "(cancel it first, which refunds it), and so is one still processing. Its output files, "
+            "thumbnails and reference image are deleted right after, in the background; its links "
+            "stop working then. The credit ledger keeps its entries."
+        ),
+        tags=["generations"],
+        responses={204: None, **errors(401, 404, 409)},
+    )
+    def destroy(self, request, pk=None):
+        generation = self.get_object()
+        services.generation_delete(user=request.user, generation_id=generation.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
         methods=["POST"],
         summary="Mark a generation as a favourite",
         tags=["generations"],

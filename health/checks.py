@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from credits.models import CreditTransaction
 from credits.selectors import credits_invariant_violations
+from generations.media_files import dangling_files
 from generations.models import Generation
 from health.base import Level, Outcome
 from projects.models import Project
@@ -36,8 +37,8 @@ SYNC_TRIGGERS = ("on_auth_user_created", "on_auth_user_updated")
 # BEFORE INSERT trigger, named here, overwrites what an API role sent (style stacks:
 # ``server_columns`` resets the counters, the version and the flags); UPDATE never is.
 SERVER_OWNED_COLUMNS: list[tuple[str, tuple[str, ...], str | None]] = [
-    ("users", ("credits_balance", "current_plan"), None),
-    ("generations", ("status", "credits_charged", "outputs", "provider_request_id"), None),
+    ("users", ("credits_balance", "current_plan", "storage_bytes"), None),
+    ("generations", ("status", "credits_charged", "outputs", "provider_request_id", "storage_bytes"), None),
     ("style_stacks", ("usage_count", "fork_count", "version", "is_featured"), "server_columns"),
 ]
 # Append-only, written by public.credits_apply() alone: no API role may write any column.
@@ -517,6 +518,23 @@ def check_auth_settings(cursor) -> Outcome:
     return Outcome(Level.OK, f"{len(names)} password validators, leaked-password check on", details)
 
 
+# --- media ----------------------------------------------------------------------------
+
+# Newest generations with files whose files are looked up (one stat or HEAD each).
+MEDIA_SAMPLE = 100
+
+
+def check_media_files(cursor) -> Outcome:
+    """Rows whose files are missing ("dangling") on a sample of the newest: a file must
+    never go while a row points at it (orphan files are media_gc's)."""
+    checked, missing = dangling_files(MEDIA_SAMPLE)
+    if missing:
+        rows = len({row["generation"] for row in missing})
+        summary = f"{len(missing)} file(s) of {rows} of the {checked} newest generation(s) with files are missing"
+        return Outcome(Level.ERROR, summary, _capped(missing))
+    return Outcome(Level.OK, f"the files of the {checked} newest generation(s) with files are all stored", [])
+
+
 CheckFunction = Callable[..., Outcome]
 
 # The report, in order. A name is also how the command's progress line and the tests
@@ -533,4 +551,5 @@ CHECKS: list[tuple[str, CheckFunction]] = [
     ("security definer functions", check_security_definers),
     ("grants", check_grants),
     ("auth settings", check_auth_settings),
+    ("media files", check_media_files),
 ]

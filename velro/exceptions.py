@@ -53,6 +53,13 @@ class InsufficientCredits(ApplicationError):
     default_code = "insufficient_credits"
 
 
+class StorageQuotaExceeded(ApplicationError):
+    """The person's stored files already take their storage quota (MEDIA_QUOTA_BYTES)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "storage_quota_exceeded"
+
+
 def _flatten(messages) -> list[str]:
     """Every field's errors as a list of strings: a list or dict field's per-item errors
     ({"0": ["…"]}) become "0: …", so clients read one shape."""

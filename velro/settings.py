@@ -340,6 +340,9 @@ MEDIA_URL_TTL = _env_or_default(env.int, "MEDIA_URL_TTL", 3600)
 if MEDIA_URL_TTL < 1:
     raise ImproperlyConfigured("MEDIA_URL_TTL must be 1 or more (seconds).")
 REFERENCE_IMAGE_MAX_BYTES = 20 * 1024 * 1024
+# Most bytes of stored files (outputs, thumbnails, references) a person may have; past it,
+# new generations are refused with a 413 until they delete some. 0: no quota.
+MEDIA_QUOTA_BYTES = _env_or_default(env.int, "MEDIA_QUOTA_BYTES", 0)
 # A provider's output (fal returns URLs on its CDN) is copied into our storage by the
 # worker before the generation completes: at most this many bytes, downloaded within
 # this many seconds, or the generation fails and is refunded (generations/outputs.py).

@@ -25,6 +25,7 @@ class TestRegister:
             "full_name": "New Person",
             "avatar_url": "",
             "credits_balance": 100,
+            "storage_bytes": 0,
             "current_plan": "free",
             "created_at": body["user"]["created_at"],
         }

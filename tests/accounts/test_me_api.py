@@ -24,7 +24,16 @@ def test_it_returns_the_callers_profile(alice, bob, api_as):
         100,
         "free",
     )
-    assert set(body) == {"id", "email", "full_name", "avatar_url", "credits_balance", "current_plan", "created_at"}
+    assert set(body) == {
+        "id",
+        "email",
+        "full_name",
+        "avatar_url",
+        "credits_balance",
+        "storage_bytes",
+        "current_plan",
+        "created_at",
+    }
 
 
 def test_patch_edits_name_and_avatar(alice, api_as):
@@ -53,6 +62,7 @@ def test_a_name_set_through_the_api_survives_identity_metadata_changes(alice, ap
         {"credits_balance": 1_000_000},
         {"current_plan": "enterprise"},
         {"full_name": "Sneaky", "credits_balance": 5},
+        {"storage_bytes": 0},
         {"email": "other@example.com"},
         {"id": "00000000-0000-0000-0000-000000000000"},
         {"is_staff": True},

@@ -190,6 +190,7 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
         ("private", "generation_create"),
         ("private", "generations_count_in_project"),
         ("private", "generations_count_style_usage"),
+        ("private", "generations_storage_bytes"),
         ("private", "handle_new_user"),
         ("private", "handle_updated_user"),
         ("private", "stack_contributor_add"),

@@ -27,6 +27,7 @@ def alices(alice):
         "provider_request_id = 'x'",
         "error_message = ''",
         "user_id = user_id",
+        "storage_bytes = 0",
     ],
 )
 def test_the_owner_cannot_write_server_owned_generation_columns(alices, alice, assignment):
@@ -35,7 +36,38 @@ def test_the_owner_cannot_write_server_owned_generation_columns(alices, alice, a
         cursor.execute(f"UPDATE public.generations SET {assignment} WHERE id = %s", [generation.pk])
 
 
-def test_the_owner_cannot_insert_or_delete_generations_directly(alices, alice):
+def test_the_owner_may_delete_only_their_finished_generations(alices, alice, bob):
+    """Issue 15: DELETE for the owner, of a completed, failed or cancelled row only."""
+    _, pending = alices
+    with as_role("authenticated", alice) as cursor:
+        cursor.execute("DELETE FROM public.generations WHERE id = %s", [pending.pk])
+        assert cursor.rowcount == 0  # pending: cancel first
+    Generation.objects.filter(pk=pending.pk).update(status="processing")
+    with as_role("authenticated", alice) as cursor:
+        cursor.execute("DELETE FROM public.generations WHERE id = %s", [pending.pk])
+        assert cursor.rowcount == 0  # the worker's
+    Generation.objects.filter(pk=pending.pk).update(status="completed")
+    with as_role("authenticated", bob) as cursor:
+        cursor.execute("DELETE FROM public.generations WHERE id = %s", [pending.pk])
+        assert cursor.rowcount == 0  # not his
+    with as_role("authenticated", alice) as cursor:
+        cursor.execute("DELETE FROM public.generations WHERE id = %s", [pending.pk])
+        assert cursor.rowcount == 1
+    assert not Generation.objects.filter(pk=pending.pk).exists()
+
+
+def test_storage_bytes_follow_the_rows_by_trigger(alices, alice):
+    _, generation = alices
+    Generation.objects.filter(pk=generation.pk).update(storage_bytes=1500)
+    assert Profile.objects.get(pk=alice.pk).storage_bytes == 1500
+    Generation.objects.filter(pk=generation.pk).update(storage_bytes=2000, status="completed")
+    assert Profile.objects.get(pk=alice.pk).storage_bytes == 2000
+    with as_role("authenticated", alice) as cursor:
+        cursor.execute("DELETE FROM public.generations WHERE id = %s", [generation.pk])
+    assert Profile.objects.get(pk=alice.pk).storage_bytes == 0
+
+
+def test_the_owner_cannot_insert_generations_directly(alices, alice):
     _, generation = alices
     with pytest.raises(ProgrammingError, match="permission denied"), as_role("authenticated", alice) as cursor:
         cursor.execute(
@@ -43,8 +75,6 @@ def test_the_owner_cannot_insert_or_delete_generations_directly(alices, alice):
             "VALUES (%s, 'fal-ai/flux/dev', 'free', 'pending', 0)",
             [alice.pk],
         )
-    with pytest.raises(ProgrammingError, match="permission denied"), as_role("authenticated", alice) as cursor:
-        cursor.execute("DELETE FROM public.generations WHERE id = %s", [generation.pk])
 
 
 def test_the_api_role_cannot_call_credits_apply(alice):

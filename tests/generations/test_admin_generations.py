@@ -232,16 +232,52 @@ def test_the_detail_page_previews_the_reference_image(alice, staff, client, png_
     assert f'<img src="{generation.reference_image.url}?expires=' in page.content.decode()
 
 
-def test_generations_cannot_be_added_changed_or_deleted_in_the_admin(alice, staff, client):
+def test_generations_cannot_be_added_changed_or_deleted_in_flight_in_the_admin(alice, staff, client):
     generation = create(alice)
     client.force_login(staff)
     assert client.get(f"{GENERATIONS}add/").status_code == 403
-    assert client.post(f"{GENERATIONS}{generation.pk}/delete/").status_code == 403
+    assert client.post(f"{GENERATIONS}{generation.pk}/delete/").status_code == 403  # pending: cancel first
     assert client.post(f"{GENERATIONS}{generation.pk}/change/", {"status": "completed"}).status_code == 403
     generation.refresh_from_db()
     assert generation.status == "pending"
     actions = client.get(GENERATIONS).context["cl"].model_admin.get_actions(client.get(GENERATIONS).wsgi_request)
-    assert set(actions) == {"mark_failed_and_refund", "retry"}
+    assert set(actions) == {"mark_failed_and_refund", "retry", "delete_selected"}
+
+
+def test_staff_see_thumbnails_and_delete_finished_generations_with_their_files(
+    alice, staff, client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    import io
+
+    from django.core.management import call_command
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    settings.MEDIA_ROOT = tmp_path
+    create(alice)
+    call_command("run_worker", "--once", stdout=io.StringIO())
+    done = Generation.objects.get(user=alice)
+    pending = create(alice, "still waiting")
+    (output,) = done.outputs
+    client.force_login(staff)
+
+    listing = client.get(GENERATIONS).content.decode()
+    assert f'src="/media/{output["thumbnail_path"]}?expires=' in listing  # a signed thumbnail link
+    page = client.get(f"{GENERATIONS}{done.pk}/change/").content.decode()
+    assert f'<a href="/media/{output["path"]}?expires=' in page and f'src="/media/{output["thumbnail_path"]}' in page
+
+    # Django's confirmation page refuses a selection with one in flight …
+    confirm = client.post(GENERATIONS, {"action": "delete_selected", "_selected_action": [done.pk, pending.pk]})
+    assert confirm.status_code == 200 and "permission to delete" in confirm.content.decode()
+    # … and deletes the finished one, its files by a task after the commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(  # the confirmation page's "Yes, I'm sure"
+            GENERATIONS, {"action": "delete_selected", "_selected_action": [done.pk], "post": "yes"}, follow=True
+        )
+    assert response.status_code == 200
+    assert list(Generation.objects.filter(user=alice)) == [pending]
+    (job,) = ProcrastinateJob.objects.values_list("args", flat=True)
+    assert sorted(job["names"]) == sorted([output["path"], output["thumbnail_path"]])
+    assert CreditTransaction.objects.filter(user=alice, type="usage").count() == 2  # the ledger keeps its entries
 
 
 def test_mark_failed_refunds_exactly_once(alice, staff, client):

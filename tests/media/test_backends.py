@@ -14,12 +14,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from PIL import Image
 
+from accounts.models import Profile
 from generations.models import Generation
+from generations.services import generation_file_names
 from tests.generations.conftest import FLUX
 from velro.media_links import signed_media_url
 
@@ -145,3 +148,110 @@ def test_every_read_mints_links_to_files_the_storage_holds(backend, alice, api_a
             for url in (output["url"], output["thumbnail_url"]):
                 assert backend.fetch(url)[0] == 200
     assert default_storage.exists(completed.outputs[0]["thumbnail_path"])
+
+
+# --- lifecycle: delete, storage used, quota ------------------------------------------
+
+
+def deletion_jobs() -> list[list[str]]:
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    return [sorted(args["names"]) for args in ProcrastinateJob.objects.values_list("args", flat=True)]
+
+
+def test_deleting_a_generation_deletes_its_files_after_the_commit(
+    backend, alice, api_as, completed, django_capture_on_commit_callbacks
+):
+    from velro.tasks import delete_media
+
+    names = generation_file_names(completed)
+    assert len(names) == 3 and set(names) == set(backend.names())  # output, thumbnail, reference
+    used = sum(default_storage.size(name) for name in names)
+    assert Profile.objects.get(pk=alice.pk).storage_bytes == used
+    assert api_as(alice).get("/api/v1/me").json()["storage_bytes"] == used
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = api_as(alice).delete(f"/api/v1/generations/{completed.pk}")
+        assert response.status_code == 204
+        assert deletion_jobs() == []  # nothing before the commit: the row could come back
+    for callback in callbacks:
+        callback()
+    (job,) = deletion_jobs()
+    assert job == sorted(names)
+    assert set(backend.names()) == set(names)  # the task deletes them, not the request
+    delete_media(names=job)
+    assert backend.names() == []
+    assert Profile.objects.get(pk=alice.pk).storage_bytes == 0
+    assert api_as(alice).get(f"/api/v1/generations/{completed.pk}").status_code == 404
+
+
+def test_a_generation_in_flight_or_someone_elses_is_not_deleted(backend, alice, bob, api_as, completed):
+    assert api_as(bob).delete(f"/api/v1/generations/{completed.pk}").status_code == 404
+    pending = api_as(alice).post("/api/v1/generations", {"ai_model": FLUX, "prompt": "later"}, format="json").json()
+    response = api_as(alice).delete(f"/api/v1/generations/{pending['id']}")
+    assert response.status_code == 409 and "cancel it first" in response.json()["detail"]
+    Generation.objects.filter(pk=pending["id"]).update(status="processing")
+    assert api_as(alice).delete(f"/api/v1/generations/{pending['id']}").status_code == 409
+    assert Generation.objects.filter(pk=completed.pk).exists() and deletion_jobs() == []
+
+
+def test_deleting_a_person_deletes_their_files(backend, alice, completed, django_capture_on_commit_callbacks):
+    names = generation_file_names(completed)
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.delete()
+    assert deletion_jobs() == [sorted(names)]
+
+
+def test_the_storage_quota_refuses_new_generations_once_used_up(backend, alice, api_as, completed, settings):
+    used = Profile.objects.get(pk=alice.pk).storage_bytes
+    settings.MEDIA_QUOTA_BYTES = used + 10
+    api = api_as(alice)
+    assert api.post("/api/v1/generations", {"ai_model": FLUX, "prompt": "fits"}, format="json").status_code == 201
+    upload = {
+        "ai_model": FLUX,
+        "prompt": "too big",
+        "reference_image": SimpleUploadedFile("p.jpg", phone_photo(), content_type="image/jpeg"),
+    }
+    response = api.post("/api/v1/generations", upload, format="multipart")
+    assert response.status_code == 413, response.content
+    assert (
+        response.json()["code"] == "storage_quota_exceeded" and "delete some generations" in response.json()["detail"]
+    )
+    settings.MEDIA_QUOTA_BYTES = used
+    response = api.post("/api/v1/generations", {"ai_model": FLUX, "prompt": "full"}, format="json")
+    assert response.status_code == 413
+    assert Profile.objects.get(pk=alice.pk).credits_balance == 100 - 25 - 25  # the refused ones cost nothing
+
+
+def test_media_gc_lists_and_deletes_orphans_and_nothing_a_row_points_at(backend, completed):
+    orphan = default_storage.save(f"generations/{completed.user_id}/gone/0.png", ContentFile(b"left behind"))
+    kept = set(generation_file_names(completed))
+
+    young = io.StringIO()
+    call_command("media_gc", "--quiet", stdout=young, stderr=io.StringIO())
+    assert young.getvalue() == ""  # a file the worker may be about to record is no orphan
+
+    listed = io.StringIO()
+    call_command("media_gc", "--quiet", "--min-age", "0", stdout=listed, stderr=io.StringIO())
+    assert listed.getvalue().split() == [orphan]
+    assert set(backend.names()) == kept | {orphan}  # listing deletes nothing
+
+    call_command("media_gc", "--min-age", "0", "--delete", stdout=io.StringIO(), stderr=io.StringIO())
+    assert set(backend.names()) == kept
+
+
+def test_dbhealth_reports_a_row_whose_file_is_missing(backend, completed):
+    from health.base import Level
+    from health.checks import check_media_files
+
+    assert check_media_files(None).level == Level.OK
+    default_storage.delete(completed.outputs[0]["thumbnail_path"])
+    outcome = check_media_files(None)
+    assert outcome.level == Level.ERROR and "1 file(s) of 1" in outcome.summary
+    assert outcome.details == [
+        {
+            "generation": str(completed.pk),
+            "user": str(completed.user_id),
+            "name": completed.outputs[0]["thumbnail_path"],
+        }
+    ]

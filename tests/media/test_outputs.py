@@ -70,6 +70,7 @@ def test_an_image_from_the_cdn_is_stored_with_its_thumbnail(alice, fake_cdn, med
             "width": 1200,  # from the file, not the provider's claim
             "height": 800,
             "size": len(big),
+            "thumbnail_size": (media_root / prefix / "0.thumb.webp").stat().st_size,
         }
     ]
     assert (media_root / prefix / "0.jpg").read_bytes() == big

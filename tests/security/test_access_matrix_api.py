@@ -100,6 +100,7 @@ MATRIX = {
     "POST generations":                                  (401, 201,  201,  NA,    NA,    201),
     "GET generations/stats":                             (401, 200,  200,  NA,    NA,    200),
     "GET generations/{generation}":                      (401, 200,  404,  NA,    NA,    404),
+    "DELETE generations/{generation}":                   (401, 409,  404,  NA,    NA,    404),
     "POST generations/{generation}/cancel":              (401, 200,  404,  NA,    NA,    404),
     "POST generations/{generation}/favorite":            (401, 200,  404,  NA,    NA,    404),
     "DELETE generations/{generation}/favorite":          (401, 200,  404,  NA,    NA,    404),

@@ -183,6 +183,7 @@ OBJECT_CASES = [
     Case("post", "generations/{g1}/cancel"),
     Case("post", "generations/{g2}/favorite"),
     Case("delete", "generations/{g1}/favorite"),
+    Case("delete", "generations/{g2}"),
     # Alice's private style stack: every route on it, reads and writes alike.
     Case("get", "style-stacks/{stack}"),
     Case("patch", "style-stacks/{stack}", {"name": "Taken over", "description": "bob's now"}),

@@ -7,42 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from demo.services import DEMO_DOMAIN, DEMO_PASSWORD, Options, Seeder, demo_counts, demo_email, plan_for
-
-BAR_WIDTH = 20
-LABEL_WIDTH = 12
-
-
-class Progress:
-    """``users       [##########----------] 21/42``: rewritten in place with ``\\r`` on a
-    terminal, printed once when the phase ends otherwise (logs, CI, ``make``)."""
-
-    def __init__(self, out, label: str, total: int, *, tty: bool, enabled: bool = True):
-        self.out, self.label, self.total, self.tty, self.enabled = out, label, total, tty, enabled
-        self.count = 0
-        self.started = time.monotonic()
-        self._draw()
-
-    def _line(self) -> str:
-        filled = BAR_WIDTH if not self.total else BAR_WIDTH * self.count // self.total
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        return f"{self.label:<{LABEL_WIDTH}}[{bar}] {self.count}/{self.total}"
-
-    def _draw(self) -> None:
-        if self.enabled and self.tty:
-            self.out.write("\r" + self._line(), ending="")
-            self.out.flush()
-
-    def step(self) -> None:
-        self.count += 1
-        self._draw()
-
-    def done(self, note: str = "") -> None:
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.started
-        line = self._line() + f"  {elapsed:.1f} s" + (f", {note}" if note else "")
-        self.out.write(("\r" if self.tty else "") + line)
-        self.out.flush()
+from velro.progress import Progress
 
 
 class Command(BaseCommand):

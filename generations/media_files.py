@@ -1,0 +1,73 @@
+"""Which stored files rows point at, and which they do not (issue 15).
+
+``manage.py media_gc`` lists the orphans (files no row points at: what a crash between a
+delete's commit and its task, or between the worker storing an output and recording it,
+can leave) and deletes them with ``--delete``; ``dbhealth`` samples the other way round,
+rows whose files are missing ("dangling"), which must never happen.
+
+Works on either backend through Django's storage API (``listdir``, ``exists``,
+``get_modified_time``): local MEDIA_ROOT or the S3 bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from generations.models import Generation
+from generations.outputs import stored_paths
+
+
+def referenced_names() -> set[str]:
+    """Every storage name a row points at: outputs, thumbnails, reference images."""
+    names: set[str] = set()
+    rows = Generation.objects.values_list("outputs", "reference_image").iterator(chunk_size=5000)
+    for outputs, reference in rows:
+        names.update(stored_paths(outputs))
+        if reference:
+            names.add(reference)
+    return names
+
+
+def stored_names(directory: str = "") -> Iterator[str]:
+    """Every file in the media storage, depth first."""
+    directories, files = default_storage.listdir(directory)
+    prefix = f"{directory.rstrip('/')}/" if directory else ""
+    for name in files:
+        yield prefix + name
+    for child in directories:
+        yield from stored_names(prefix + child)
+
+
+def is_older_than(name: str, age: timedelta, now: datetime | None = None) -> bool:
+    """True when ``name`` was last written more than ``age`` ago. A file the worker has
+    just stored is not yet pointed at by its row (it records the generation after
+    storing the outputs): young files are never orphans."""
+    try:
+        modified = default_storage.get_modified_time(name)
+    except (FileNotFoundError, OSError):
+        return False
+    if timezone.is_naive(modified):
+        modified = timezone.make_aware(modified)
+    return modified < (now or timezone.now()) - age
+
+
+def dangling_files(sample: int) -> tuple[int, list[dict]]:
+    """Of the ``sample`` newest generations that point at files, how many rows were
+    checked and those whose files are missing, as ``{"generation", "user", "name"}``."""
+    rows = (
+        Generation.objects.exclude(outputs=[], reference_image="")
+        .order_by("-created_at")
+        .values_list("id", "user_id", "outputs", "reference_image")[:sample]
+    )
+    missing = []
+    checked = 0
+    for generation_id, user_id, outputs, reference in rows:
+        checked += 1
+        for name in [*stored_paths(outputs), *([reference] if reference else [])]:
+            if not default_storage.exists(name):
+                missing.append({"generation": str(generation_id), "user": str(user_id), "name": name})
+    return checked, missing
