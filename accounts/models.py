@@ -131,6 +131,9 @@ class Profile(models.Model):
     email = models.EmailField(max_length=254)
     full_name = models.CharField(max_length=255, blank=True, db_default="")
     avatar_url = models.URLField(max_length=2048, blank=True, db_default="")
+    # An uploaded avatar's storage name (PATCH me with ``avatar``): written by the service
+    # side only; GET me shows it as a signed link in ``avatar_url``.
+    avatar_path = models.CharField(max_length=300, blank=True, db_default="", editable=False)
     credits_balance = models.IntegerField(default=0, db_default=0)
     # Bytes of stored files this person's generations point at (outputs, thumbnails,
     # reference images), kept by a trigger on generations (generations 0011).

@@ -9,15 +9,25 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from accounts.models import Profile
 from accounts.tokens import RefreshToken
 from velro.api import StrictInputMixin
+from velro.media_links import signed_media_url
+
+AVATAR_MAX_BYTES = 10 * 1024 * 1024
 
 User = get_user_model()
 
 
 class ProfileSerializer(StrictInputMixin, serializers.ModelSerializer):
-    """The caller's profile. Only ``full_name`` and ``avatar_url`` are writable; the
-    database enforces the same with column grants."""
+    """The caller's profile. Only ``full_name`` and ``avatar_url`` (an external picture)
+    are writable, and ``avatar``, an uploaded picture (multipart; stored as a 256 px
+    square, shown as a signed link in ``avatar_url``); the database enforces the same
+    with column grants."""
 
     id = serializers.UUIDField(source="user_id", read_only=True)
+    avatar = serializers.FileField(
+        write_only=True,
+        required=False,
+        help_text="An image (JPEG, PNG, WebP or GIF, at most 10 MB): stored as a 256 px square WebP.",
+    )
 
     class Meta:
         model = Profile
@@ -26,6 +36,7 @@ class ProfileSerializer(StrictInputMixin, serializers.ModelSerializer):
             "email",
             "full_name",
             "avatar_url",
+            "avatar",
             "credits_balance",
             "storage_bytes",
             "current_plan",
@@ -33,6 +44,22 @@ class ProfileSerializer(StrictInputMixin, serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "email", "credits_balance", "storage_bytes", "current_plan", "created_at"]
         extra_kwargs = {"full_name": {"max_length": 100}}
+
+    def validate_avatar(self, upload):
+        if upload.size > AVATAR_MAX_BYTES:
+            raise serializers.ValidationError(f"The image is larger than {AVATAR_MAX_BYTES // (1024 * 1024)} MB.")
+        return upload
+
+    def validate(self, attrs):
+        if "avatar" in attrs and "avatar_url" in attrs:
+            raise serializers.ValidationError({"avatar": "Send an avatar or an avatar_url, not both."})
+        return attrs
+
+    def to_representation(self, profile):
+        data = super().to_representation(profile)
+        if profile.avatar_path:  # an uploaded picture: a link minted now, as for every file
+            data["avatar_url"] = signed_media_url(profile.avatar_path, request=self.context.get("request"))
+        return data
 
 
 class AuthResponseSerializer(serializers.Serializer):

@@ -1,8 +1,15 @@
+import uuid
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from accounts.models import Profile
+from velro import rls
+from velro.media import ImageRejected, avatar_webp
+from velro.storage import store
+from velro.tasks import delete_media_on_commit
 
 User = get_user_model()
 
@@ -26,10 +33,12 @@ def user_register(*, email: str, password: str, full_name: str = "") -> User:
 
 
 def profile_update(*, profile: Profile, data: dict) -> Profile:
-    """Change the caller-editable fields of a profile.
+    """Change the caller-editable fields of a profile, and its uploaded avatar.
 
     Saves with ``update_fields``: under RLS the ``authenticated`` role may write only
     full_name, avatar_url and metadata, and a full-row save would touch the others.
+    An uploaded ``avatar`` (or an external ``avatar_url`` replacing one) is the service
+    side's write: ``avatar_path`` and ``storage_bytes`` have no grant for the caller.
     """
     editable = {"full_name", "avatar_url", "metadata"}
     fields = [name for name in data if name in editable]
@@ -38,5 +47,41 @@ def profile_update(*, profile: Profile, data: dict) -> Profile:
     if fields:
         profile.full_clean(exclude=["user"])
         profile.save(update_fields=fields)
-        profile.refresh_from_db(fields=["updated_at"])
+    if "avatar" in data:
+        _avatar_replace(profile, data["avatar"])
+    elif data.get("avatar_url") is not None and profile.avatar_path:
+        _avatar_replace(profile, None)  # an external picture from now on
+    profile.refresh_from_db(fields=["updated_at", "avatar_url", "avatar_path", "storage_bytes"])
     return profile
+
+
+def _avatar_replace(profile: Profile, upload) -> None:
+    """Store ``upload`` as the avatar (None: none), count its bytes, and delete the
+    previous file once this transaction commits."""
+    name, size = "", 0
+    if upload is not None:
+        try:
+            clean = avatar_webp(upload)
+        except ImageRejected as exc:
+            raise ValidationError({"avatar": exc.message}) from exc
+        name, size = store(f"avatars/{profile.pk}/{uuid.uuid4().hex}.webp", clean), len(clean)
+    old = profile.avatar_path
+    old_size = default_storage.size(old) if old and default_storage.exists(old) else 0
+    try:
+        with rls.transaction_role(rls.ROLE_SERVICE, "") as cursor:
+            cursor.execute(
+                "UPDATE public.users SET avatar_path = %s, storage_bytes = storage_bytes + %s"
+                + (", avatar_url = ''" if name else "")
+                + " WHERE id = %s",
+                [name, size - old_size, profile.pk],
+            )
+    except Exception:
+        if name:
+            default_storage.delete(name)  # nothing half-written
+        raise
+    delete_media_on_commit([old])
+
+
+def profile_deleted(sender, instance, **kwargs) -> None:
+    """post_delete of a Profile (its person deleted): the avatar file goes after the commit."""
+    delete_media_on_commit([instance.avatar_path])

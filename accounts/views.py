@@ -99,11 +99,15 @@ class MeView(BaseAPIView):
         summary="Your profile", tags=["accounts"], responses={200: serializers.ProfileSerializer, **errors(401)}
     )
     def get(self, request):
-        return Response(serializers.ProfileSerializer(self.get_object()).data)
+        return Response(serializers.ProfileSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(
         summary="Edit your profile",
-        description="Only full_name and avatar_url; any other field is a 400 and nothing changes.",
+        description=(
+            "Only full_name and avatar_url (JSON or multipart), or an uploaded `avatar` image (multipart: "
+            "JPEG, PNG, WebP or GIF ≤ 10 MB, stored as a 256 px square, EXIF dropped; `avatar_url` then "
+            "returns a signed link to it). Any other field is a 400 and nothing changes."
+        ),
         tags=["accounts"],
         request=serializers.ProfileSerializer,
         examples=[OpenApiExample("rename", request_only=True, value={"full_name": "Maya L."})],
@@ -111,7 +115,8 @@ class MeView(BaseAPIView):
     )
     def patch(self, request):
         profile = self.get_object()
-        data = serializers.ProfileSerializer(profile, data=request.data, partial=True)
+        context = {"request": request}
+        data = serializers.ProfileSerializer(profile, data=request.data, partial=True, context=context)
         data.is_valid(raise_exception=True)
         profile = services.profile_update(profile=profile, data=data.validated_data)
-        return Response(serializers.ProfileSerializer(profile).data)
+        return Response(serializers.ProfileSerializer(profile, context=context).data)

@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from accounts.models import Profile
 from generations.models import Generation
 from generations.outputs import stored_paths
 
 
 def referenced_names() -> set[str]:
-    """Every storage name a row points at: outputs, thumbnails, reference images."""
-    names: set[str] = set()
+    """Every storage name a row points at: outputs, thumbnails, reference images, avatars."""
+    names: set[str] = set(Profile.objects.exclude(avatar_path="").values_list("avatar_path", flat=True))
     rows = Generation.objects.values_list("outputs", "reference_image").iterator(chunk_size=5000)
     for outputs, reference in rows:
         names.update(stored_paths(outputs))

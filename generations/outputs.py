@@ -166,7 +166,7 @@ def download(url, number: int = 1):
                 if declared.isdigit() and int(declared) > limit:
                     raise _too_big(number, limit)
                 total = 0
-                for chunk in response.iter_bytes(64 * 1024):
+                for chunk in response.iter_bytes():  # as it arrives: the deadline is checked often
                     total += len(chunk)
                     if total > limit:
                         raise _too_big(number, limit)

@@ -1,4 +1,5 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from generations import catalog
@@ -70,6 +71,22 @@ def _reference_url(request, name: str) -> str | None:
     return signed_media_url(name, request=request) if name else None
 
 
+class OutputSerializer(serializers.Serializer):
+    """One output as the API shows it (documentation: ``_output`` builds it)."""
+
+    url = serializers.URLField(help_text="A link to the file, valid for MEDIA_URL_TTL seconds from this read.")
+    thumbnail_url = serializers.URLField(
+        allow_null=True,
+        help_text="A link to a WebP thumbnail (longest side 512 px; a poster frame for video), as long-lived "
+        "as `url`; null for outputs older than thumbnails.",
+    )
+    mime_type = serializers.CharField(help_text="From the decoded file: image/png, image/jpeg, video/mp4 …")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    size = serializers.IntegerField(required=False, help_text="Bytes.")
+    duration = serializers.FloatField(required=False, help_text="Seconds (video).")
+
+
 class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
     """A generation as its owner sees it. Everything is read-only here: creation has its
     own input serializer, and the owner may only change ``is_favorite`` (an action)."""
@@ -103,6 +120,7 @@ class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(OutputSerializer(many=True))
     def get_outputs(self, generation) -> list[dict]:
         return _outputs(self.context.get("request"), generation.outputs)
 

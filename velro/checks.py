@@ -36,13 +36,11 @@ def check_media_storage(app_configs, **kwargs):
         return []
     from django.core.files.storage import storages
 
-    from velro.storage import PrivateS3Storage
+    from velro.s3 import PrivateS3Storage
 
     storage = storages["default"]
     if not isinstance(storage, PrivateS3Storage):
-        return [
-            Error("MEDIA_STORAGE=s3 needs STORAGES['default'] to be velro.storage.PrivateS3Storage.", id="velro.E010")
-        ]
+        return [Error("MEDIA_STORAGE=s3 needs STORAGES['default'] to be velro.s3.PrivateS3Storage.", id="velro.E010")]
     if not storage.bucket_name:
         return [
             Error(

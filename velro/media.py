@@ -298,3 +298,24 @@ def decode_video(fileobj: IO[bytes]) -> DecodedVideo:
             raise _truncated() from exc
     finally:
         fileobj.seek(start)
+
+
+AVATAR_SIDE = 256  # px: avatars are squares this big
+
+
+def avatar_webp(fileobj: IO[bytes], *, side: int = AVATAR_SIDE) -> bytes:
+    """An uploaded avatar as a clean ``side``×``side`` WebP: decoded by
+    ``decode_image``'s rules (``ImageRejected`` otherwise), turned upright, cropped to
+    its centre square and scaled; no metadata survives (EXIF, GPS)."""
+    decode_image(fileobj)
+    start = fileobj.tell()
+    try:
+        with Image.open(fileobj, formats=list(IMAGE_TYPES)) as image:
+            frame = ImageOps.exif_transpose(image)
+            frame = frame.convert("RGBA" if frame.mode in ("RGBA", "LA", "P", "PA") else "RGB")
+            square = ImageOps.fit(frame, (side, side), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            square.save(out, format="WEBP", quality=85, method=4)
+            return out.getvalue()
+    finally:
+        fileobj.seek(start)

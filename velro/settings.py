@@ -392,7 +392,7 @@ STORAGES = {
 # a name is never overwritten, and no custom domain (django-storages would then hand out
 # unsigned URLs).
 MEDIA_S3_STORAGE = {
-    "BACKEND": "velro.storage.PrivateS3Storage",
+    "BACKEND": "velro.s3.PrivateS3Storage",
     "OPTIONS": {
         "default_acl": None,
         "querystring_auth": True,

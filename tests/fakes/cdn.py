@@ -83,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
             if file.chunked:
                 self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up
+        except OSError:  # the client gave up (reset, broken pipe, aborted)
             pass
 
     def log_message(self, format, *args):

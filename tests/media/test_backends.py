@@ -255,3 +255,76 @@ def test_dbhealth_reports_a_row_whose_file_is_missing(backend, completed):
             "name": completed.outputs[0]["thumbnail_path"],
         }
     ]
+
+
+# --- avatars ---------------------------------------------------------------------------
+
+
+def upload_avatar(api, content=None, name="me.jpg"):
+    image = SimpleUploadedFile(name, content or phone_photo(), content_type="image/jpeg")
+    return api.patch("/api/v1/me", {"avatar": image}, format="multipart")
+
+
+def test_an_uploaded_avatar_is_a_clean_square_behind_a_signed_link(
+    backend, alice, api_as, django_capture_on_commit_callbacks
+):
+    api = api_as(alice)
+    big = io.BytesIO()
+    photo = Image.new("RGB", (900, 600), (200, 30, 30))
+    exif = Image.Exif()
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (52.0, 22.0, 11.0)})
+    photo.save(big, format="JPEG", exif=exif)
+    response = upload_avatar(api, big.getvalue())
+    assert response.status_code == 200, response.content
+    (first,) = backend.names()
+    assert re.fullmatch(rf"avatars/{alice.pk}/[0-9a-f]{{32}}\.webp", first)
+    me = api.get("/api/v1/me").json()
+    assert me["storage_bytes"] == default_storage.size(first)
+    assert response.json()["avatar_url"] != "" and "avatar" not in me
+    status, headers, content = backend.fetch(me["avatar_url"])
+    assert (status, headers["content-type"]) == (200, "image/webp")
+    picture = Image.open(io.BytesIO(content))
+    assert picture.size == (256, 256) and not picture.getexif().get_ifd(GPS_IFD)
+
+    # A new one replaces it: the old file goes after the commit, the count follows.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upload_avatar(api).status_code == 200
+    assert deletion_jobs() == [[first]]
+    (second,) = [n for n in backend.names() if n != first]
+    assert Profile.objects.get(pk=alice.pk).storage_bytes == default_storage.size(second)
+    assert call_gc() == [first]  # the current avatar is no orphan (the old one awaits its task)
+
+    # An external picture instead: the uploaded one goes.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.patch("/api/v1/me", {"avatar_url": "https://img.example/a.png"}, format="json")
+    assert response.json()["avatar_url"] == "https://img.example/a.png"
+    assert deletion_jobs() == [[first], [second]]
+    profile = Profile.objects.get(pk=alice.pk)
+    assert (profile.avatar_path, profile.storage_bytes) == ("", 0)
+
+
+def test_a_bad_avatar_is_a_400_on_the_field_and_stores_nothing(backend, alice, api_as):
+    api = api_as(alice)
+    response = upload_avatar(api, b"<html>not a picture</html>", "me.png")
+    assert response.status_code == 400 and "avatar" in response.json()["errors"]
+    both = api.patch(
+        "/api/v1/me",
+        {"avatar": SimpleUploadedFile("a.jpg", phone_photo()), "avatar_url": "https://img.example/a.png"},
+        format="multipart",
+    )
+    assert both.status_code == 400 and "not both" in str(both.json()["errors"])
+    assert backend.names() == [] and Profile.objects.get(pk=alice.pk).avatar_path == ""
+
+
+def test_deleting_a_person_deletes_their_avatar(backend, alice, api_as, django_capture_on_commit_callbacks):
+    assert upload_avatar(api_as(alice)).status_code == 200
+    (name,) = backend.names()
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.delete()
+    assert [name] in deletion_jobs()
+
+
+def call_gc() -> list[str]:
+    out = io.StringIO()
+    call_command("media_gc", "--quiet", "--min-age", "0", stdout=out, stderr=io.StringIO())
+    return out.getvalue().split()
