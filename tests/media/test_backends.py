@@ -328,3 +328,11 @@ def call_gc() -> list[str]:
     out = io.StringIO()
     call_command("media_gc", "--quiet", "--min-age", "0", stdout=out, stderr=io.StringIO())
     return out.getvalue().split()
+
+
+def test_a_range_request_gets_part_of_the_file_so_video_can_seek(backend, completed):
+    url = signed_media_url(completed.outputs[0]["path"])
+    status, headers, whole = backend.fetch(url)
+    status, headers, part = backend.fetch(url, Range="bytes=8-23")
+    assert status == 206 and part == whole[8:24]
+    assert headers["content-range"] == f"bytes 8-23/{len(whole)}"
