@@ -129,3 +129,31 @@ def seaweed_s3(tmp_path_factory):
 
     with SeaweedS3(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
+
+
+@pytest.fixture
+def worker(transactional_db, sql):
+    """``worker()`` runs procrastinate's worker until the queue is empty, on its own
+    connections (as ``manage.py procrastinate worker`` does), so it sees committed jobs only.
+
+    The job tables are not Django models the test flush empties (procrastinate's are
+    unmanaged): what a test leaves there is deleted here."""
+
+    from procrastinate.contrib.django import app
+
+    def run():
+        with app.replace_connector(app.connector.get_worker_connector()):
+            app.run_worker(wait=False, install_signal_handlers=False, listen_notify=False)
+
+    yield run
+    sql("DELETE FROM public.procrastinate_jobs")
+
+
+@pytest.fixture
+def smtp(settings):
+    """A real SMTP server on loopback that Django's mail is pointed at (tests/fakes/smtp.py)."""
+    from tests.fakes.smtp import SMTPListener
+
+    with SMTPListener() as listener:
+        listener.use(settings)
+        yield listener

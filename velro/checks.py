@@ -2,7 +2,7 @@
 command that runs checks) instead of letting the app run without its safety net."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.db import connections
 
 
@@ -63,6 +63,21 @@ def check_media_storage(app_configs, **kwargs):
                 f"The media bucket {storage.bucket_name!r} is not usable: {exc}",
                 hint="Check AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that the bucket exists.",
                 id="velro.E013",
+            )
+        ]
+    return []
+
+
+@register("velro", deploy=True)
+def check_email_backend(app_configs, **kwargs):
+    """`check --deploy`: email must leave the machine in production. The default
+    (consolemail://) only prints messages to the log, fine for `make run`."""
+    if settings.EMAIL_BACKEND.rsplit(".", 2)[-2] in ("console", "locmem", "dummy", "filebased"):
+        return [
+            Warning(
+                f"Emails are not sent: EMAIL_BACKEND is {settings.EMAIL_BACKEND}.",
+                hint="Set EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587.",
+                id="velro.W020",
             )
         ]
     return []

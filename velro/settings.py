@@ -367,6 +367,36 @@ PROCRASTINATE_WORKER_DEFAULTS = {
     "delete_jobs": "successful",
 }
 
+# Django's default hashers (the first hashes new passwords), and bcrypt for passwords
+# carried over from Supabase Auth: verified, then re-hashed with the first at the next
+# sign-in (accounts/hashers.py).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "accounts.hashers.GoTrueBcryptPasswordHasher",
+]
+
+# --- Email --------------------------------------------------------------------------
+# Django's mail framework, configured by one URL (django-environ): e.g.
+# smtp+tls://user:password@smtp.example.com:587 (STARTTLS) or smtp+ssl://…:465; consolemail:// prints
+# messages to the log (the default: `make run` needs nothing). Messages are sent by the
+# task queue after the transaction that asked for them commits, retried on SMTP failures
+# (velro/tasks.py: send_email), never inside a request.
+EMAIL_CONFIG = env.email_url_config(env.str("EMAIL_URL", default="") or "consolemail://")
+EMAIL_BACKEND = EMAIL_CONFIG["EMAIL_BACKEND"]
+EMAIL_HOST = EMAIL_CONFIG.get("EMAIL_HOST", "") or "localhost"
+EMAIL_PORT = EMAIL_CONFIG.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = EMAIL_CONFIG.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = EMAIL_CONFIG.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(EMAIL_CONFIG.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(EMAIL_CONFIG.get("EMAIL_USE_SSL", False))
+EMAIL_TIMEOUT = _env_or_default(env.int, "EMAIL_TIMEOUT", 10)  # seconds an SMTP exchange may take
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="") or "Velro <no-reply@velro.local>"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- i18n / static ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.core.files.storage import default_storage
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.template import Context, TemplateDoesNotExist
+from django.template.loader import get_template, render_to_string
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
@@ -49,3 +52,39 @@ def delete_media_on_commit(names: Iterable[str]) -> None:
     names = [name for name in names if name]
     if names:
         transaction.on_commit(lambda: delete_media.defer(names=names), robust=True)
+
+
+# An SMTP server that is down or refusing for a while: tried again after 10, 100, 1000 s
+# and so on (about 3 hours in all). Delivery is at least once: a worker that dies after
+# the server accepted a message but before the job is marked done sends it again.
+EMAIL_RETRY = RetryStrategy(max_attempts=5, exponential_wait=10)
+
+
+@app.task(retry=EMAIL_RETRY)
+def send_email(*, to: list[str], subject: str, text: str, html: str = "") -> None:
+    """Send one message through Django's mail framework (EMAIL_URL): a plain-text body
+    and, when given, an HTML alternative. An SMTP error fails the attempt: retried."""
+    message = EmailMultiAlternatives(subject=subject, body=text, to=to)
+    if html:
+        message.attach_alternative(html, "text/html")
+    message.send()
+
+
+def email_on_commit(*, to: str | list[str], template: str, context: dict) -> None:
+    """Render ``<template>_subject.txt``, ``<template>.txt`` and (if present)
+    ``<template>.html`` with ``context`` now, and send them once the current transaction
+    commits (a rolled-back one sends nothing), from the task queue: a request never
+    waits on SMTP, and a failed delivery is retried."""
+    subject = " ".join(_render_text(f"{template}_subject.txt", context).split())
+    text = _render_text(f"{template}.txt", context)
+    try:
+        html = render_to_string(f"{template}.html", context)
+    except TemplateDoesNotExist:
+        html = ""
+    recipients = [to] if isinstance(to, str) else list(to)
+    transaction.on_commit(lambda: send_email.defer(to=recipients, subject=subject, text=text, html=html), robust=True)
+
+
+def _render_text(name: str, context: dict) -> str:
+    """A plain-text template rendered without HTML escaping (``<`` stays ``<``)."""
+    return get_template(name).template.render(Context(context, autoescape=False))

@@ -20,12 +20,21 @@ from tests.helpers import ROOT, database_url
 STRONG_KEY = secrets.token_urlsafe(48)  # 64 characters
 NO_SERVER_URL = "postgres://nobody@127.0.0.1:1/nothing"  # settings only parse it; nothing connects
 # Variables of ours that a developer's shell could set and that would change the outcome.
-OURS = ("SECURE_", "SESSION_COOKIE_", "CSRF_", "LOG_", "STATIC_ROOT", "GUNICORN_", "WEB_CONCURRENCY")
+OURS = ("SECURE_", "SESSION_COOKIE_", "CSRF_", "LOG_", "STATIC_ROOT", "GUNICORN_", "WEB_CONCURRENCY", "EMAIL_")
+MAIL = "smtp+tls://mailer:secret@smtp.example.com:587"
 
 
 def prod_env(url: str = NO_SERVER_URL, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
-    return {**env, "DEBUG": "0", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "example.com", "DATABASE_URL": url, **extra}
+    return {
+        **env,
+        "DEBUG": "0",
+        "SECRET_KEY": STRONG_KEY,
+        "ALLOWED_HOSTS": "example.com",
+        "DATABASE_URL": url,
+        "EMAIL_URL": MAIL,
+        **extra,
+    }
 
 
 def python(*args, env: dict, timeout: int = 60) -> subprocess.CompletedProcess:
@@ -48,6 +57,13 @@ def test_check_deploy_is_clean_with_production_settings(db):
     )
     assert weaker.returncode != 0
     assert "security.W004" in weaker.stdout + weaker.stderr
+
+    # … and when emails would only be printed to the log.
+    printed = python(
+        "manage.py", "check", "--deploy", "--fail-level", "WARNING", env=prod_env(database_url(), EMAIL_URL="")
+    )
+    assert printed.returncode != 0
+    assert "velro.W020" in printed.stdout + printed.stderr and "console.EmailBackend" in printed.stderr
 
 
 @pytest.mark.parametrize(

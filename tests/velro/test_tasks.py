@@ -11,7 +11,6 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import ProgrammingError, transaction
-from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 from procrastinate.exceptions import ConnectorException
 
@@ -39,22 +38,6 @@ def media():
 
 def jobs():
     return list(ProcrastinateJob.objects.filter(task_name=TASK).values_list("status", "args"))
-
-
-@pytest.fixture
-def worker(transactional_db, sql):
-    """``worker()`` runs procrastinate's worker until the queue is empty, on its own
-    connections (as ``manage.py procrastinate worker`` does), so it sees committed jobs only.
-
-    The job tables are not Django models the test flush empties (procrastinate's are
-    unmanaged): what a test leaves there is deleted here."""
-
-    def run():
-        with app.replace_connector(app.connector.get_worker_connector()):
-            app.run_worker(wait=False, install_signal_handlers=False, listen_notify=False)
-
-    yield run
-    sql("DELETE FROM public.procrastinate_jobs")
 
 
 def test_committed_deletion_runs_in_the_worker(worker, media):
