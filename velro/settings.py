@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     # The background task queue (velro/tasks.py; README, "Background tasks").
     "procrastinate.contrib.django",
     "velro",
@@ -77,6 +78,8 @@ MIDDLEWARE = [
     # An unreachable database is a 503 (Retry-After), not a 500.
     "velro.middleware.DatabaseUnavailableMiddleware",
     "velro.middleware.CleanQueryMiddleware",
+    # Browsers on the front end's origins (CORS_ALLOWED_ORIGINS) may call /api and /auth.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -378,6 +381,27 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
     "accounts.hashers.GoTrueBcryptPasswordHasher",
 ]
+
+# --- Browsers and Supabase clients ---------------------------------------------------
+# The front end's origins (comma-separated, e.g. https://app.velro.ai): browsers there may
+# call /api/v1 and /auth/v1 (django-cors-headers), sending the headers supabase-js sends
+# and reading those it reads. Empty: no cross-origin browser calls.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(api|auth)/v1/.*$"
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-client-info",
+    "x-supabase-api-version",
+    "apikey",
+    "x-request-id",
+)
+CORS_EXPOSE_HEADERS = ("X-Total-Count", "Link", "X-Supabase-Api-Version", "X-Request-ID", "Retry-After")
+# The public base URL Supabase clients are given (manage.py supabase_keys), e.g.
+# https://api.velro.ai; the clients add /auth/v1 themselves.
+SUPABASE_URL = env.str("SUPABASE_URL", default="")
 
 # --- Email --------------------------------------------------------------------------
 # Django's mail framework, configured by one URL (django-environ): e.g.

@@ -10,6 +10,8 @@ admin.site.index_title = "Velro"
 
 urlpatterns = [
     path("api/v1/", include("velro.api_urls")),
+    # Supabase Auth's (GoTrue's) HTTP surface, for supabase-js / supabase-py clients.
+    path("auth/v1/", include("accounts.gotrue_urls")),
     # Before admin/: staff pages of the admin that are not a model's (Database health).
     path("admin/", include("health.admin_urls")),
     path("admin/", admin.site.urls),

@@ -1,0 +1,104 @@
+"""``/auth/v1``: Supabase Auth's (GoTrue's) HTTP surface, so a front end written against
+``supabase-js`` / ``supabase-py`` talks to Velro by changing only its URL and key
+(issue 16; ../shared/reference/SUPABASE_AUTH.md has what the clients send and parse).
+
+This first part is the frame every endpoint shares:
+
+* the API key: as Supabase's gateway does, every request carries ``apikey`` (or, with
+  no ``apikey``, ``Authorization: Bearer <key>``) holding this deployment's ``anon`` or
+  ``service_role`` key (accounts/apikeys.py); anything else is a 401 before a view runs;
+* errors in GoTrue's shape for clients that send ``X-Supabase-Api-Version``:
+  ``{"code": "<error_code>", "message": "…"}`` with that header echoed, plus the legacy
+  ``error_code``/``msg`` keys older clients read;
+* ``GET health``, ``GET settings`` and ``GET .well-known/jwks.json`` (no asymmetric
+  signing key yet: an empty set, as GoTrue answers with HS256).
+
+Plain Django views: GoTrue's shapes are not the ``/api/v1`` ones, and none of these reads
+a person's rows.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from accounts.apikeys import api_key_role
+
+API_VERSION = "2024-01-01"  # the X-Supabase-Api-Version whose error shape this serves
+
+
+def gotrue_error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    body = {"code": code, "message": message, "error_code": code, "msg": message, **extra}
+    return JsonResponse(body, status=status, headers={"X-Supabase-Api-Version": API_VERSION})
+
+
+def presented_key(request) -> str:
+    """The API key a client sent: ``apikey``, else the bearer token (which Supabase's
+    clients set to the key until someone signs in)."""
+    key = request.headers.get("apikey", "")
+    if key:
+        return key
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def with_api_key(view):
+    """The gateway's check: no key is a 401 ``No API key found in request``, a key that
+    is not this deployment's ``anon`` or ``service_role`` a 401 ``Invalid API key``. The
+    role is ``request.api_key_role``."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        key = presented_key(request)
+        if not key:
+            return gotrue_error(401, "no_api_key", "No API key found in request", hint="Send the apikey header.")
+        role = api_key_role(key)
+        if role is None:
+            return gotrue_error(401, "invalid_api_key", "Invalid API key", hint="Double check the apikey header.")
+        request.api_key_role = role
+        response = view(request, *args, **kwargs)
+        response.headers.setdefault("X-Supabase-Api-Version", API_VERSION)
+        return response
+
+    return csrf_exempt(wrapper)
+
+
+@with_api_key
+@require_GET
+def health(request):
+    return JsonResponse(
+        {"version": "velro", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"}
+    )
+
+
+@with_api_key
+@require_GET
+def settings_view(request):
+    """What sign-in methods exist: email and password only (no phone, OAuth or SAML)."""
+    external = {"email": True, "phone": False, "anonymous_users": False}
+    external.update(dict.fromkeys(("apple", "azure", "github", "gitlab", "google", "discord", "facebook"), False))
+    return JsonResponse(
+        {
+            "external": external,
+            "disable_signup": False,
+            "mailer_autoconfirm": True,
+            "phone_autoconfirm": False,
+            "sms_provider": "",
+            "saml_enabled": False,
+        }
+    )
+
+
+@require_GET
+def jwks(request):
+    """The public keys that verify access tokens: none while they are signed with the
+    shared HS256 secret (GoTrue answers the same). Public, like GoTrue's."""
+    return JsonResponse({"keys": []}, headers={"Cache-Control": "public, max-age=600"})
+
+
+@with_api_key
+def not_found(request, path=""):
+    return gotrue_error(404, "not_found", "Not found")
