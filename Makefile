@@ -61,8 +61,9 @@ restore: install
 	@test -n "$(FILE)" || { echo "usage: make restore FILE=path/to/backup.dump [ARGS=--yes]"; exit 2; }
 	$(MANAGE) restore $(FILE) $(ARGS)
 
+# PYTEST_ARGS: extra pytest arguments (e.g. -k, --ignore).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Schemathesis against the API's own OpenAPI schema (tests/fuzz). `make test` runs it with a
 # fixed seed and the CI budget; this runs ten times the examples with a new seed each time
