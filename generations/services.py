@@ -22,6 +22,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
+from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -204,8 +205,8 @@ def generation_delete(*, user, generation_id) -> None:
     one belongs to the worker. Someone else's is a 404, as RLS hides it."""
     with rls.acting_as(user):
         generation = Generation.objects.select_for_update().filter(pk=generation_id).first()
-        if generation is None:
-            raise Generation.DoesNotExist("No such generation.")
+        if generation is None:  # gone meanwhile, or never theirs
+            raise Http404("No such generation.")
         if generation.status == Status.PENDING:
             raise Conflict("The generation is pending: cancel it first (that refunds its credits).")
         if generation.status == Status.PROCESSING:

@@ -18,11 +18,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.http import Http404
 from PIL import Image
 
 from accounts.models import Profile
 from generations.models import Generation
-from generations.services import generation_file_names
+from generations.services import generation_delete, generation_file_names
 from tests.generations.conftest import FLUX
 from velro.media_links import signed_media_url
 
@@ -187,6 +188,8 @@ def test_deleting_a_generation_deletes_its_files_after_the_commit(
 
 def test_a_generation_in_flight_or_someone_elses_is_not_deleted(backend, alice, bob, api_as, completed):
     assert api_as(bob).delete(f"/api/v1/generations/{completed.pk}").status_code == 404
+    with pytest.raises(Http404):  # the service itself, under bob's RLS: not found, not a 500
+        generation_delete(user=bob, generation_id=completed.pk)
     pending = api_as(alice).post("/api/v1/generations", {"ai_model": FLUX, "prompt": "later"}, format="json").json()
     response = api_as(alice).delete(f"/api/v1/generations/{pending['id']}")
     assert response.status_code == 409 and "cancel it first" in response.json()["detail"]
