@@ -128,7 +128,7 @@ def test_a_slow_cdn_is_given_up_on_within_the_deadline(alice, fake_cdn, settings
         started = time.monotonic()
         with pytest.raises(ProviderError, match="timed out|took longer than 1 s"):
             store_outputs(generation, [{"url": url}])
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < 4  # the stalled file waits 30 s, the trickle takes 5 s
 
 
 def test_a_cdn_error_or_a_missing_url_fails(alice, fake_cdn):
