@@ -11,21 +11,28 @@ This first part is the frame every endpoint shares:
   ``{"code": "<error_code>", "message": "…"}`` with that header echoed, plus the legacy
   ``error_code``/``msg`` keys older clients read;
 * ``GET health``, ``GET settings`` and ``GET .well-known/jwks.json`` (no asymmetric
-  signing key yet: an empty set, as GoTrue answers with HS256).
+  signing key yet: an empty set, as GoTrue answers with HS256);
+* ``GET user``: the bearer's User object, in GoTrue's shape (``user_object``, which the
+  sessions of the token endpoints will carry too).
 
-Plain Django views: GoTrue's shapes are not the ``/api/v1`` ones, and none of these reads
-a person's rows.
+Plain Django views: GoTrue's shapes are not the ``/api/v1`` ones. ``GET user`` reads the
+one row its verified token names, as ``/api/v1``'s authentication does, and nothing else.
 """
 
 from __future__ import annotations
 
 import functools
+import uuid
+from datetime import UTC
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.apikeys import api_key_role
+from accounts.models import User
+from accounts.tokens import AccessToken
 
 API_VERSION = "2024-01-01"  # the X-Supabase-Api-Version whose error shape this serves
 
@@ -97,6 +104,84 @@ def jwks(request):
     """The public keys that verify access tokens: none while they are signed with the
     shared HS256 secret (GoTrue answers the same). Public, like GoTrue's."""
     return JsonResponse({"keys": []}, headers={"Cache-Control": "public, max-age=600"})
+
+
+# --- the User object -------------------------------------------------------------------
+
+
+def _timestamp(value) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def user_object(user) -> dict:
+    """``user`` as GoTrue's User object (what ``GET user`` and every session carry).
+    Null ``*_at`` fields are left out, as GoTrue does; ``phone`` is ``""``."""
+    confirmed = _timestamp(user.email_confirmed_at)
+    created, updated, signed_in = _timestamp(user.created_at), _timestamp(user.updated_at), _timestamp(user.last_login)
+    identity = {
+        "identity_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"velro:email-identity:{user.pk}")),
+        "id": str(user.pk),
+        "user_id": str(user.pk),
+        "provider": "email",
+        "email": user.email,
+        "identity_data": {
+            "sub": str(user.pk),
+            "email": user.email,
+            "email_verified": confirmed is not None,
+            "phone_verified": False,
+        },
+        "last_sign_in_at": signed_in,
+        "created_at": created,
+        "updated_at": updated,
+    }
+    body = {
+        "id": str(user.pk),
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": user.email,
+        "email_confirmed_at": confirmed,
+        "phone": "",
+        "confirmed_at": confirmed,
+        "last_sign_in_at": signed_in,
+        "app_metadata": {"provider": "email", "providers": ["email"], **(user.raw_app_meta_data or {})},
+        "user_metadata": dict(user.raw_user_meta_data or {}),
+        "identities": [{key: value for key, value in identity.items() if value is not None}],
+        "created_at": created,
+        "updated_at": updated,
+        "is_anonymous": False,
+    }
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def bearer_user(request):
+    """The person whose access token is the bearer, or a GoTrue error response:
+    no bearer 401 ``no_authorization``; an API key (no ``sub``) or a token that does not
+    verify 403 ``bad_jwt``; a deleted person 403 ``user_not_found``, a deactivated one
+    403 ``user_banned``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None, gotrue_error(401, "no_authorization", "This endpoint requires a Bearer token")
+    if api_key_role(token) is not None:
+        return None, gotrue_error(403, "bad_jwt", "invalid claim: missing sub claim")
+    try:
+        claims = AccessToken(token)
+    except TokenError as exc:
+        return None, gotrue_error(403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {exc}")
+    user = User.objects.filter(pk=claims.get("sub")).first()
+    if user is None:
+        return None, gotrue_error(403, "user_not_found", "User from sub claim in JWT does not exist")
+    if not user.is_active:
+        return None, gotrue_error(403, "user_banned", "User is banned")
+    return user, None
+
+
+@with_api_key
+@require_GET
+def user_view(request):
+    """``GET user``: the bearer's User object."""
+    user, refused = bearer_user(request)
+    return refused or JsonResponse(user_object(user))
 
 
 @with_api_key

@@ -7,6 +7,7 @@ from accounts import gotrue
 urlpatterns = [
     path("health", gotrue.health, name="gotrue-health"),
     path("settings", gotrue.settings_view, name="gotrue-settings"),
+    path("user", gotrue.user_view, name="gotrue-user"),
     path(".well-known/jwks.json", gotrue.jwks, name="gotrue-jwks"),
     re_path(r"^(?P<path>.*)$", gotrue.not_found),
 ]

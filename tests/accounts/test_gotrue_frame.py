@@ -94,3 +94,55 @@ def test_browsers_on_the_front_ends_origin_may_call_both_surfaces(client, settin
     elsewhere = client.get("/api/v1/models", HTTP_ORIGIN="https://evil.example")
     assert "Access-Control-Allow-Origin" not in elsewhere
     assert client.get("/api/v1/models", HTTP_ORIGIN=ORIGIN)["Access-Control-Allow-Origin"] == ORIGIN
+
+
+# --- GET user -------------------------------------------------------------------------
+
+
+def test_get_user_answers_the_bearers_user_object_in_gotrues_shape(client, keys, alice):
+    from tests.conftest import bearer
+
+    response = client.get("/auth/v1/user", HTTP_APIKEY=keys["SUPABASE_ANON_KEY"], **bearer(alice))
+    assert response.status_code == 200, response.content
+    user = response.json()
+    # What supabase-py's pydantic User requires, and GoTrue's other fields.
+    assert user["id"] == str(alice.pk) and user["aud"] == "authenticated" and user["role"] == "authenticated"
+    assert user["email"] == "alice@example.com" and user["phone"] == "" and user["is_anonymous"] is False
+    assert user["app_metadata"]["provider"] == "email" and user["app_metadata"]["providers"] == ["email"]
+    assert user["user_metadata"] == {"full_name": "Alice Owner"}
+    assert user["created_at"].endswith("Z") and "email_confirmed_at" not in user  # nulls are left out
+    (identity,) = user["identities"]
+    assert {"id", "identity_id", "user_id", "identity_data", "provider", "created_at"} <= set(identity)
+    assert identity["identity_data"]["sub"] == str(alice.pk) and identity["identity_data"]["email_verified"] is False
+    again = client.get("/auth/v1/user", HTTP_APIKEY=keys["SUPABASE_ANON_KEY"], **bearer(alice)).json()
+    assert again["identities"][0]["identity_id"] == identity["identity_id"]  # stable
+
+
+def test_get_user_refuses_what_gotrue_refuses(client, keys, alice):
+    import jwt as pyjwt
+    from django.conf import settings
+
+    from tests.conftest import bearer
+
+    anon = keys["SUPABASE_ANON_KEY"]
+
+    def get(**headers):
+        response = client.get("/auth/v1/user", HTTP_APIKEY=anon, **headers)
+        return response.status_code, response.json()["code"]
+
+    assert get() == (401, "no_authorization")
+    assert get(HTTP_AUTHORIZATION=f"Bearer {anon}") == (403, "bad_jwt")  # the key: no sub
+    forged = pyjwt.encode({"sub": str(alice.pk), "role": "authenticated"}, "not-the-secret" * 4, algorithm="HS256")
+    assert get(HTTP_AUTHORIZATION=f"Bearer {forged}") == (403, "bad_jwt")
+    expired = pyjwt.encode(
+        {"sub": str(alice.pk), "role": "authenticated", "aud": "authenticated", "exp": 1, "token_type": "access"},
+        settings.SIMPLE_JWT["SIGNING_KEY"],
+        algorithm="HS256",
+    )
+    assert get(HTTP_AUTHORIZATION=f"Bearer {expired}") == (403, "bad_jwt")
+    token = bearer(alice)
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    assert get(**token) == (403, "user_banned")
+    alice.delete()
+    assert get(**token) == (403, "user_not_found")
