@@ -35,7 +35,9 @@ def test_the_direct_row_equals_the_declared_fields(alice, bob, zone):
     )
     request = APIRequestFactory().get("/api/v1/style-stacks/explore")
     request.user = alice
-    stacks = list(StyleStack.objects.filter(pk__in=[own.pk, fork.pk]).order_by("created_at"))
+    # Both rows were made in this test's transaction: the same created_at (now() is the
+    # transaction's time), so no ORDER BY can tell them apart. Alice's own stack first.
+    stacks = [StyleStack.objects.get(pk=own.pk), StyleStack.objects.get(pk=fork.pk)]
     stacks[1].caller_role = "viewer"  # what the list annotates for a shared stack
     with timezone.override(zoneinfo.ZoneInfo(zone)):
         for stack in stacks:
