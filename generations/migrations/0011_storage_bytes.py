@@ -59,5 +59,5 @@ class Migration(migrations.Migration):
             name="storage_bytes",
             field=models.BigIntegerField(db_default=0, default=0, editable=False),
         ),
-        migrations.RunSQL(SQL, SQL_REVERSE),
+        migrations.RunSQL(SQL, reverse_sql=SQL_REVERSE),
     ]
