@@ -42,14 +42,16 @@ def gotrue_error(status: int, code: str, message: str, **extra) -> JsonResponse:
     return JsonResponse(body, status=status, headers={"X-Supabase-Api-Version": API_VERSION})
 
 
+def bearer_token(request) -> str:
+    """The token of ``Authorization: Bearer <token>``, or ``""``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def presented_key(request) -> str:
     """The API key a client sent: ``apikey``, else the bearer token (which Supabase's
     clients set to the key until someone signs in)."""
-    key = request.headers.get("apikey", "")
-    if key:
-        return key
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    return request.headers.get("apikey", "") or bearer_token(request)
 
 
 def with_api_key(view):
@@ -158,9 +160,8 @@ def bearer_user(request):
     no bearer 401 ``no_authorization``; an API key (no ``sub``) or a token that does not
     verify 403 ``bad_jwt``; a deleted person 403 ``user_not_found``, a deactivated one
     403 ``user_banned``."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request)
+    if not token:
         return None, gotrue_error(401, "no_authorization", "This endpoint requires a Bearer token")
     if api_key_role(token) is not None:
         return None, gotrue_error(403, "bad_jwt", "invalid claim: missing sub claim")

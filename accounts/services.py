@@ -47,11 +47,11 @@ def profile_update(*, profile: Profile, data: dict) -> Profile:
     if fields:
         profile.full_clean(exclude=["user"])
         profile.save(update_fields=fields)
-    if "avatar" in data:
-        _avatar_replace(profile, data["avatar"])
-    elif data.get("avatar_url") is not None and profile.avatar_path:
-        _avatar_replace(profile, None)  # an external picture from now on
-    profile.refresh_from_db(fields=["updated_at", "avatar_url", "avatar_path", "storage_bytes"])
+    replaces_avatar = "avatar" in data or (data.get("avatar_url") is not None and profile.avatar_path)
+    if replaces_avatar:  # an upload, or an external picture from now on
+        _avatar_replace(profile, data.get("avatar"))
+    if fields or replaces_avatar:
+        profile.refresh_from_db(fields=["updated_at", "avatar_url", "avatar_path", "storage_bytes"])
     return profile
 
 

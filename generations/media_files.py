@@ -27,9 +27,7 @@ def referenced_names() -> set[str]:
     names: set[str] = set(Profile.objects.exclude(avatar_path="").values_list("avatar_path", flat=True))
     rows = Generation.objects.values_list("outputs", "reference_image").iterator(chunk_size=5000)
     for outputs, reference in rows:
-        names.update(stored_paths(outputs))
-        if reference:
-            names.add(reference)
+        names.update(stored_paths(outputs, reference))
     return names
 
 
@@ -59,16 +57,15 @@ def is_older_than(name: str, age: timedelta, now: datetime | None = None) -> boo
 def dangling_files(sample: int) -> tuple[int, list[dict]]:
     """Of the ``sample`` newest generations that point at files, how many rows were
     checked and those whose files are missing, as ``{"generation", "user", "name"}``."""
-    rows = (
+    rows = list(
         Generation.objects.exclude(outputs=[], reference_image="")
         .order_by("-created_at")
         .values_list("id", "user_id", "outputs", "reference_image")[:sample]
     )
-    missing = []
-    checked = 0
-    for generation_id, user_id, outputs, reference in rows:
-        checked += 1
-        for name in [*stored_paths(outputs), *([reference] if reference else [])]:
-            if not default_storage.exists(name):
-                missing.append({"generation": str(generation_id), "user": str(user_id), "name": name})
-    return checked, missing
+    missing = [
+        {"generation": str(generation_id), "user": str(user_id), "name": name}
+        for generation_id, user_id, outputs, reference in rows
+        for name in stored_paths(outputs, reference)
+        if not default_storage.exists(name)
+    ]
+    return len(rows), missing

@@ -58,14 +58,14 @@ def store_outputs(generation, outputs: list[dict]) -> list[dict]:
         raise
 
 
-def stored_paths(outputs) -> list[str]:
-    """The storage names an outputs list points at: files and thumbnails (and an older
-    row's ``/media/`` URL)."""
+def stored_paths(outputs, reference: str = "") -> list[str]:
+    """The storage names a row points at: its outputs' files and thumbnails (or an
+    older row's ``/media/`` URL), and its ``reference`` image's name when given."""
     names = []
     for output in outputs or []:
         name = output.get("path") or media_name_from_url(output.get("url"))
         names.extend(n for n in (name, output.get("thumbnail_path")) if n)
-    return names
+    return [*names, reference] if reference else names
 
 
 def outputs_bytes(outputs) -> int:
@@ -142,51 +142,49 @@ def _check(kind: str, fileobj, number: int) -> dict:
         raise ProviderError(f"Output {number} is not a usable {what} ({content_type}): {exc}") from exc
 
 
-class _Deadline(Exception):
-    pass
-
-
 def download(url, number: int = 1):
     """The file at ``url`` (http or https) in a spooled temporary file, within
     MEDIA_OUTPUT_TIMEOUT seconds and MEDIA_MAX_OUTPUT_BYTES bytes; else ProviderError.
     The caller closes the file (``with download(...) as f``)."""
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise ProviderError(f"Output {number} has no URL to download.")
-    limit = settings.MEDIA_MAX_OUTPUT_BYTES
-    budget = settings.MEDIA_OUTPUT_TIMEOUT
-    deadline = time.monotonic() + budget
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     try:
-        timeout = httpx.Timeout(min(budget, 30.0), connect=min(budget, 10.0))
-        with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client:
-            with client.stream("GET", url, headers={"Accept": "image/*,video/*"}) as response:
-                if response.status_code != 200:
-                    raise ProviderError(f"Output {number} could not be downloaded: HTTP {response.status_code}.")
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    raise _too_big(number, limit)
-                total = 0
-                for chunk in response.iter_bytes():  # as it arrives: the deadline is checked often
-                    total += len(chunk)
-                    if total > limit:
-                        raise _too_big(number, limit)
-                    if time.monotonic() > deadline:
-                        raise _Deadline
-                    spool.write(chunk)
-    except _Deadline:
-        spool.close()
-        raise ProviderError(f"Output {number} took longer than {budget:g} s to download.", retryable=True) from None
-    except httpx.TimeoutException as exc:
-        spool.close()
-        raise ProviderError(f"Output {number} download timed out: {exc!r}.", retryable=True) from exc
-    except httpx.HTTPError as exc:
-        spool.close()
-        raise ProviderError(f"Output {number} could not be downloaded: {exc!r}.", retryable=True) from exc
+        _stream_into(spool, url, number)
     except BaseException:
         spool.close()
         raise
     spool.seek(0)
     return spool
+
+
+def _stream_into(spool, url: str, number: int) -> None:
+    limit = settings.MEDIA_MAX_OUTPUT_BYTES
+    budget = settings.MEDIA_OUTPUT_TIMEOUT
+    deadline = time.monotonic() + budget
+    timeout = httpx.Timeout(min(budget, 30.0), connect=min(budget, 10.0))
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client,
+            client.stream("GET", url, headers={"Accept": "image/*,video/*"}) as response,
+        ):
+            if response.status_code != 200:
+                raise ProviderError(f"Output {number} could not be downloaded: HTTP {response.status_code}.")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _too_big(number, limit)
+            total = 0
+            for chunk in response.iter_bytes():  # as it arrives: the deadline is checked often
+                total += len(chunk)
+                if total > limit:
+                    raise _too_big(number, limit)
+                if time.monotonic() > deadline:
+                    raise ProviderError(f"Output {number} took longer than {budget:g} s to download.", retryable=True)
+                spool.write(chunk)
+    except httpx.TimeoutException as exc:
+        raise ProviderError(f"Output {number} download timed out: {exc!r}.", retryable=True) from exc
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"Output {number} could not be downloaded: {exc!r}.", retryable=True) from exc
 
 
 def _too_big(number: int, limit: int) -> ProviderError:

@@ -18,7 +18,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
@@ -37,6 +36,7 @@ from velro import rls
 from velro.db import call_function, call_row_function
 from velro.exceptions import Conflict, IdempotencyConflict, StorageQuotaExceeded
 from velro.media import ImageRejected, reencode_image
+from velro.storage import store
 from velro.tasks import delete_media_on_commit
 
 logger = logging.getLogger(__name__)
@@ -134,9 +134,7 @@ def generation_create(
         # Stored re-encoded under a generated name, its extension from the decoded
         # content: the upload's name, its client's content type, anything appended to the
         # image and its metadata (EXIF: a phone photo's GPS position) never reach storage.
-        stored = default_storage.save(
-            f"references/{user.pk}/{uuid.uuid4().hex}.{decoded.extension}", ContentFile(clean)
-        )
+        stored = store(f"references/{user.pk}/{uuid.uuid4().hex}.{decoded.extension}", clean)
     try:
         with rls.acting_as(user):
             generation = call_row_function(
@@ -224,9 +222,7 @@ def generation_deleted(sender, instance, **kwargs) -> None:
 
 def generation_file_names(generation) -> list[str]:
     """The storage names of every file ``generation`` points at."""
-    names = stored_paths(generation.outputs)
-    reference = getattr(generation.reference_image, "name", generation.reference_image)
-    return [*names, reference] if reference else names
+    return stored_paths(generation.outputs, getattr(generation.reference_image, "name", generation.reference_image))
 
 
 def _request_fingerprint(*, ai_model, prompt, negative_prompt, parameters, project, parent, reference_image, **style):

@@ -238,15 +238,25 @@ THUMBNAIL_SIDE = 512  # px, the longest side of a thumbnail
 THUMBNAIL_TYPE = "image/webp"
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` (its first frame) turned upright by its EXIF orientation, in RGB, or
+    RGBA when it has transparency: ready to be written anew, without metadata."""
+    frame = ImageOps.exif_transpose(image)
+    return frame.convert("RGBA" if frame.mode in ("RGBA", "LA", "P", "PA") else "RGB")
+
+
+def _webp(image: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="WEBP", quality=quality, method=4)
+    return out.getvalue()
+
+
 def thumbnail_webp(image: Image.Image, *, side: int = THUMBNAIL_SIDE) -> bytes:
     """A WebP of ``image`` (its first frame) whose longest side is at most ``side``,
     upright (EXIF orientation applied), without metadata."""
-    frame = ImageOps.exif_transpose(image)
-    frame = frame.convert("RGBA" if frame.mode in ("RGBA", "LA", "P", "PA") else "RGB")
+    frame = _upright(image)
     frame.thumbnail((side, side), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    frame.save(out, format="WEBP", quality=80, method=4)
-    return out.getvalue()
+    return _webp(frame, quality=80)
 
 
 def image_thumbnail(fileobj: IO[bytes]) -> bytes:
@@ -311,11 +321,6 @@ def avatar_webp(fileobj: IO[bytes], *, side: int = AVATAR_SIDE) -> bytes:
     start = fileobj.tell()
     try:
         with Image.open(fileobj, formats=list(IMAGE_TYPES)) as image:
-            frame = ImageOps.exif_transpose(image)
-            frame = frame.convert("RGBA" if frame.mode in ("RGBA", "LA", "P", "PA") else "RGB")
-            square = ImageOps.fit(frame, (side, side), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            square.save(out, format="WEBP", quality=85, method=4)
-            return out.getvalue()
+            return _webp(ImageOps.fit(_upright(image), (side, side), Image.Resampling.LANCZOS), quality=85)
     finally:
         fileobj.seek(start)
