@@ -25,14 +25,15 @@ import functools
 import uuid
 from datetime import UTC
 
+from django.conf import settings as django_settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from rest_framework_simplejwt.exceptions import TokenError
 
 from accounts.apikeys import api_key_role
-from accounts.models import User
-from accounts.tokens import AccessToken
+from accounts.models import Session, User
+from accounts.tokens import AccessToken, app_metadata
 
 API_VERSION = "2024-01-01"  # the X-Supabase-Api-Version whose error shape this serves
 
@@ -93,7 +94,7 @@ def settings_view(request):
         {
             "external": external,
             "disable_signup": False,
-            "mailer_autoconfirm": True,
+            "mailer_autoconfirm": not django_settings.AUTH_EMAIL_CONFIRM,
             "phone_autoconfirm": False,
             "sms_provider": "",
             "saml_enabled": False,
@@ -145,7 +146,12 @@ def user_object(user) -> dict:
         "phone": "",
         "confirmed_at": confirmed,
         "last_sign_in_at": signed_in,
-        "app_metadata": {"provider": "email", "providers": ["email"], **(user.raw_app_meta_data or {})},
+        "confirmation_sent_at": _timestamp(user.confirmation_sent_at),
+        "recovery_sent_at": _timestamp(user.recovery_sent_at),
+        "new_email": user.email_change or None,
+        "email_change_sent_at": _timestamp(user.email_change_sent_at) if user.email_change else None,
+        "banned_until": _timestamp(user.banned_until) if user.is_banned else None,
+        "app_metadata": app_metadata(user),
         "user_metadata": dict(user.raw_user_meta_data or {}),
         "identities": [{key: value for key, value in identity.items() if value is not None}],
         "created_at": created,
@@ -156,33 +162,29 @@ def user_object(user) -> dict:
 
 
 def bearer_user(request):
-    """The person whose access token is the bearer, or a GoTrue error response:
-    no bearer 401 ``no_authorization``; an API key (no ``sub``) or a token that does not
-    verify 403 ``bad_jwt``; a deleted person 403 ``user_not_found``, a deactivated one
-    403 ``user_banned``."""
+    """``(user, session_id, None)`` for the person whose access token is the bearer, or
+    ``(None, None, refusal)``: no bearer 401 ``no_authorization``; an API key (no
+    ``sub``) or a token that does not verify 403 ``bad_jwt``; a deleted person 403
+    ``user_not_found``; an ended session 403 ``session_not_found``; a deactivated or
+    banned person 403 ``user_banned``."""
     token = bearer_token(request)
     if not token:
-        return None, gotrue_error(401, "no_authorization", "This endpoint requires a Bearer token")
+        return None, None, gotrue_error(401, "no_authorization", "This endpoint requires a Bearer token")
     if api_key_role(token) is not None:
-        return None, gotrue_error(403, "bad_jwt", "invalid claim: missing sub claim")
+        return None, None, gotrue_error(403, "bad_jwt", "invalid claim: missing sub claim")
     try:
         claims = AccessToken(token)
-    except TokenError as exc:
-        return None, gotrue_error(403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {exc}")
-    user = User.objects.filter(pk=claims.get("sub")).first()
+        user_id, session_id = uuid.UUID(str(claims.get("sub"))), uuid.UUID(str(claims.get("session_id")))
+    except (TokenError, ValueError) as exc:
+        return None, None, gotrue_error(403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {exc}")
+    user = User.objects.filter(pk=user_id).first()
     if user is None:
-        return None, gotrue_error(403, "user_not_found", "User from sub claim in JWT does not exist")
-    if not user.is_active:
-        return None, gotrue_error(403, "user_banned", "User is banned")
-    return user, None
-
-
-@with_api_key
-@require_GET
-def user_view(request):
-    """``GET user``: the bearer's User object."""
-    user, refused = bearer_user(request)
-    return refused or JsonResponse(user_object(user))
+        return None, None, gotrue_error(403, "user_not_found", "User from sub claim in JWT does not exist")
+    if not Session.objects.filter(pk=session_id, user=user).exists():
+        return None, None, gotrue_error(403, "session_not_found", "Session from session_id claim in JWT does not exist")
+    if not user.is_active or user.is_banned:
+        return None, None, gotrue_error(403, "user_banned", "User is banned")
+    return user, session_id, None
 
 
 @with_api_key

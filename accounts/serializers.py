@@ -2,12 +2,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt import serializers as jwt_serializers
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from accounts.models import Profile
-from accounts.tokens import RefreshToken
+from accounts.models import Profile, Session
 from velro.api import StrictInputMixin
 from velro.media_links import signed_media_url
 
@@ -72,6 +68,7 @@ class AuthResponseSerializer(serializers.Serializer):
 
 class RefreshResponseSerializer(serializers.Serializer):
     access = serializers.CharField()
+    refresh = serializers.CharField(help_text="The next refresh token: the one sent is used up.")
 
 
 class RegisterInputSerializer(StrictInputMixin, serializers.Serializer):
@@ -98,27 +95,33 @@ class RegisterInputSerializer(StrictInputMixin, serializers.Serializer):
         return attrs
 
 
-class LoginSerializer(StrictInputMixin, jwt_serializers.TokenObtainPairSerializer):
-    """Email + password → {access, refresh, user}. Unknown email and wrong password give
-    the same 401, and ``last_sign_in_at`` is set (simplejwt's UPDATE_LAST_LOGIN)."""
-
-    token_class = RefreshToken
-    default_error_messages = {"no_active_account": "Invalid email or password."}
-
-    def validate(self, attrs):
-        data = super().validate(attrs)
-        data["user"] = ProfileSerializer(self.user.profile).data
-        return data
+class LoginSerializer(StrictInputMixin, serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
 
 
-class RefreshSerializer(StrictInputMixin, jwt_serializers.TokenRefreshSerializer):
-    token_class = RefreshToken
+class RefreshSerializer(StrictInputMixin, serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096, help_text="The refresh token from login, register or refresh.")
 
-    def validate(self, attrs):
-        refresh = self.token_class(attrs["refresh"])
-        user_id = refresh.payload.get(jwt_settings.USER_ID_CLAIM)
-        user = User.objects.filter(pk=user_id).first() if user_id else None
-        if not jwt_settings.USER_AUTHENTICATION_RULE(user):
-            # A deleted or deactivated identity: its refresh tokens stop working.
-            raise AuthenticationFailed("No active account found for the given token.", "no_active_account")
-        return {"access": str(refresh.access_token)}
+
+class LogoutSerializer(StrictInputMixin, serializers.Serializer):
+    scope = serializers.ChoiceField(
+        choices=["local", "others", "global"],
+        default="local",
+        help_text="local: this session; others: every other session; global: all of them.",
+    )
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    """A signed-in device, as its owner sees it."""
+
+    last_used_at = serializers.DateTimeField(read_only=True)
+    current = serializers.SerializerMethodField(help_text="Whether this is the session of the token you sent.")
+
+    class Meta:
+        model = Session
+        fields = ["id", "user_agent", "ip", "method", "created_at", "last_used_at", "current"]
+        read_only_fields = fields
+
+    def get_current(self, session) -> bool:
+        return str(session.pk) == self.context.get("session_id")

@@ -1,11 +1,14 @@
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import Profile
+from accounts.sessions import sessions_end
 from velro import rls
 from velro.media import ImageRejected, avatar_webp
 from velro.storage import store
@@ -15,21 +18,37 @@ User = get_user_model()
 
 
 @transaction.atomic
-def user_register(*, email: str, password: str, full_name: str = "") -> User:
+def user_register(*, email: str, password: str | None, full_name: str = "", metadata: dict | None = None) -> User:
     """Create an identity. The database trigger creates its profile with the sign-up
-    bonus and ledger row in the same transaction.
+    bonus and ledger row in the same transaction. ``metadata`` is the person's own
+    (``raw_user_meta_data``: GoTrue's ``data``); no password (None) means sign-in by
+    emailed link only. Unless AUTH_EMAIL_CONFIRM, the address counts as confirmed.
 
     Raises ``ValidationError({"email": …})`` when the email is taken, including when a
     concurrent registration of the same address wins the race.
     """
-    meta = {"full_name": full_name} if full_name else {}
+    meta = dict(metadata or {})
+    if full_name:
+        meta["full_name"] = full_name
+    confirmed = None if settings.AUTH_EMAIL_CONFIRM else timezone.now()
     try:
         with transaction.atomic():  # a savepoint, so the race below leaves the request usable
-            return User.objects.create_user(email=email, password=password, raw_user_meta_data=meta)
+            return User.objects.create_user(
+                email=email, password=password, raw_user_meta_data=meta, email_confirmed_at=confirmed
+            )
     except IntegrityError as exc:
         if User.objects.filter(email__iexact=email).exists():
             raise ValidationError({"email": "A user with this email already exists."}) from exc
         raise
+
+
+def password_change(*, user: User, password: str, keep_session=None) -> None:
+    """Set a new password and sign out every other session (GoTrue does the same): a
+    thief who had the old password loses their session. ``keep_session`` is the one
+    the change was made from."""
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    sessions_end(user.pk, keep=keep_session)
 
 
 def profile_update(*, profile: Profile, data: dict) -> Profile:

@@ -1,7 +1,7 @@
 """Rate limits of the auth endpoints: login, register and refresh.
 
 Each endpoint is limited per client IP and per person: login and register per email
-(lower-cased), refresh per user id of the (verified) refresh token. The rates are DRF
+(lower-cased), refresh per person whose refresh token it is. The rates are DRF
 throttle scopes in ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (settings, "Rate limits")
 and are read on every request. Over a limit the answer is a 429 in the API's error
 shape, ``{"detail": "Too many login attempts for this email. Try again in 42 seconds.",
@@ -28,11 +28,7 @@ import math
 from django.db import connection, transaction
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
-
-from accounts.tokens import RefreshToken
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 
 class RateLimited(exceptions.Throttled):
@@ -109,17 +105,24 @@ class AuthRateThrottle(SimpleRateThrottle):
         return max(1, math.ceil(self.history[self.num_requests - 1] + self.duration - self.now))
 
 
+def client_ip(request) -> str | None:
+    """The client's address by DRF's rule (``REMOTE_ADDR``, or ``X-Forwarded-For`` as
+    far as ``NUM_PROXIES`` trusted proxies append to it); None when that is not an
+    address."""
+    try:
+        return str(ipaddress.ip_address(BaseThrottle().get_ident(request)))
+    except ValueError:
+        return None
+
+
 class IPRateThrottle(AuthRateThrottle):
     def identity(self, request, view):
         ident = self.get_ident(request)
         if not ident:
             return None
-        try:
-            return str(ipaddress.ip_address(ident))
-        except ValueError:
-            # Not an address (X-Forwarded-For from a client when NUM_PROXIES is too
-            # high): still a key, of bounded length.
-            return _digest(ident)
+        # Not an address (X-Forwarded-For from a client when NUM_PROXIES is too high):
+        # still a key, of bounded length.
+        return client_ip(request) or _digest(ident)
 
 
 class EmailRateThrottle(AuthRateThrottle):
@@ -160,22 +163,34 @@ class RefreshIPThrottle(IPRateThrottle):
 
 
 class RefreshUserThrottle(AuthRateThrottle):
-    """Keyed by the user id of a valid refresh token. An invalid or forged token has no
-    user (the view answers 401): nobody can spend someone else's quota."""
+    """Keyed by the person whose refresh token it is. A forged token has no person (its
+    HMAC is checked before the database is asked; the view answers 401): nobody can
+    spend someone else's quota."""
 
     scope = "refresh_user"
     message = "Too many token refreshes for this account"
+    field = "refresh"
 
     def identity(self, request, view):
-        raw = _field(request, "refresh")
-        if not isinstance(raw, str) or not raw or not raw.isascii():  # a JWT is ASCII
-            return None
-        try:
-            token = RefreshToken(raw)  # verifies signature, expiry and type
-        except TokenError:
-            return None
-        user_id = token.payload.get(jwt_settings.USER_ID_CLAIM)
-        return _digest(str(user_id)) if user_id else None
+        from accounts.sessions import session_of_token  # sessions reads client_ip here
+
+        session = session_of_token(_field(request, self.field))
+        return _digest(str(session.user_id)) if session is not None else None
+
+
+class EmailSendIPThrottle(IPRateThrottle):
+    scope = "email_send_ip"
+    message = "Too many emails requested from this address"
+
+
+class EmailSendThrottle(EmailRateThrottle):
+    scope = "email_send_email"
+    message = "Too many emails requested for this address"
+
+
+class VerifyIPThrottle(IPRateThrottle):
+    scope = "verify_ip"
+    message = "Too many codes tried from this address"
 
 
 class NamedLimitMixin:

@@ -1,5 +1,11 @@
-"""JWTs whose claims match Supabase's: ``sub`` (the user id), ``role``, ``email``,
-``aud`` and ``exp``. The same claims feed ``request.jwt.claims`` in the database."""
+"""Access tokens with GoTrue's claims (``AccessTokenClaims``): ``iss, sub, aud, exp, iat,
+email, phone, role, app_metadata, user_metadata, aal, amr, session_id, is_anonymous``.
+
+One token for both surfaces: ``/auth/v1`` hands it out in its Session objects and
+``/api/v1`` accepts it. It is minted for a session (accounts/sessions.py adds
+``session_id``, ``aal`` and ``amr``) and works while that session exists. Refresh tokens
+are not JWTs: they are opaque and live in ``auth.refresh_tokens``.
+"""
 
 from rest_framework_simplejwt import tokens
 
@@ -11,24 +17,25 @@ def user_can_authenticate(user) -> bool:
     return user is not None and user.is_active
 
 
-class _SupabaseClaims:
+def app_metadata(user) -> dict:
+    """GoTrue's ``app_metadata``: the sign-in provider, and what staff or an import set."""
+    return {"provider": "email", "providers": ["email"], **(user.raw_app_meta_data or {})}
+
+
+class AccessToken(tokens.AccessToken):
     @classmethod
     def for_user(cls, user):
         token = super().for_user(user)
         token["role"] = ROLE_CLAIM_VALUE
         token["email"] = user.email
+        token["phone"] = ""
+        token["app_metadata"] = app_metadata(user)
+        token["user_metadata"] = dict(user.raw_user_meta_data or {})
+        token["is_anonymous"] = False
         return token
 
-
-class AccessToken(_SupabaseClaims, tokens.AccessToken):
     def verify(self):
         super().verify()
         # Tokens are signed by us, but refuse any role we never issue all the same.
         if self.payload.get("role") != ROLE_CLAIM_VALUE:
             raise tokens.TokenError("Token has an unexpected role.")
-
-
-class RefreshToken(_SupabaseClaims, tokens.RefreshToken):
-    access_token_class = AccessToken
-    # Claims copied onto the access token minted from this refresh token.
-    no_copy_claims = tokens.RefreshToken.no_copy_claims

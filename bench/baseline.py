@@ -24,10 +24,11 @@ What it reproduces, because the JSON must match:
   expiry rounded to a tenth of the TTL) for ``reference_image`` and for outputs stored
   here (``path``, or an older row's ``/media/`` URL), absolute URLs for the rest.
 
-What it leaves out on purpose: the user lookup simplejwt does (a deleted or inactive
-user's still-valid token is served here, and ``email`` comes from the token, not the
-database), ALLOWED_HOSTS validation, the filters (``status=``… is refused with a 400
-rather than answered differently), ``Accept: …; indent=``.
+What it leaves out on purpose: the user and session lookup the app does (a deleted or
+inactive user's still-valid token, or one of an ended session, is served here, and
+``email`` comes from the token, not the database), ALLOWED_HOSTS validation, the filters
+(``status=``… is refused with a 400 rather than answered differently), ``Accept: …;
+indent=``.
 
 Configuration, read on the first request: ``BASELINE_DATABASE_URL`` (libpq URL or
 conninfo), ``BASELINE_JWT_KEY`` (the HS256 key; falls back to ``JWT_SIGNING_KEY``,

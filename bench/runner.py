@@ -34,6 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -368,10 +369,21 @@ class Bench:
     # -- tokens
 
     def token(self, user_id, email: str) -> str:
-        from accounts.models import User
-        from accounts.tokens import AccessToken
+        """An access token of a live session of that person: the session row is made in
+        each benchmark database that has them (the API checks it on every request)."""
+        from django.utils import timezone
 
-        return str(AccessToken.for_user(User(id=user_id, email=email)))
+        from accounts.models import Session, User
+        from accounts.sessions import access_token_for
+
+        session = Session(id=uuid.uuid4(), user_id=user_id, created_at=timezone.now())
+        for dbname in self.db.values():
+            with psycopg.connect(**connection_kwargs(dbname)) as conn:
+                conn.execute(
+                    "INSERT INTO auth.sessions (id, user_id) SELECT %s, id FROM auth.users WHERE id = %s",
+                    [session.id, user_id],
+                )
+        return access_token_for(User(id=user_id, email=email), session)[0]
 
     def people(self, key: str, emails: list[str]) -> list[tuple]:
         with psycopg.connect(**connection_kwargs(self.db[key])) as conn:

@@ -8,7 +8,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from accounts.tokens import RefreshToken
+from accounts.models import Session
+from accounts.sessions import access_token_for
 from tests.factories import UserFactory
 from velro.rls import transaction_role
 
@@ -63,7 +64,10 @@ def api():
 
 
 def bearer(user) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {RefreshToken.for_user(user).access_token}"}
+    """The Authorization header of a new session of ``user``: the access token signing in
+    gives, without recording a sign-in (tests compare stored data around requests)."""
+    access, _ = access_token_for(user, Session.objects.create(user=user))
+    return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
 
 
 @pytest.fixture

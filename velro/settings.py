@@ -199,6 +199,11 @@ _RATE_LIMIT_DEFAULTS = {
     "register_email": "5/hour",
     "refresh_ip": "30/min",
     "refresh_user": "10/min",
+    # Emails that sign-in flows send (recover, magic link, resend, a change of address),
+    # and codes checked (verify): /auth/v1.
+    "email_send_ip": "30/hour",
+    "email_send_email": "5/hour",
+    "verify_ip": "30/min",
 }
 
 
@@ -402,6 +407,22 @@ CORS_EXPOSE_HEADERS = ("X-Total-Count", "Link", "X-Supabase-Api-Version", "X-Req
 # The public base URL Supabase clients are given (manage.py supabase_keys), e.g.
 # https://api.velro.ai; the clients add /auth/v1 themselves.
 SUPABASE_URL = env.str("SUPABASE_URL", default="")
+# Access tokens name their issuer as GoTrue's do (<SUPABASE_URL>/auth/v1) once the URL
+# is known; verification then checks it.
+SIMPLE_JWT["ISSUER"] = f"{SUPABASE_URL.rstrip('/')}/auth/v1" if SUPABASE_URL else None
+# Seconds within which a just-rotated refresh token still works (tabs refreshing at
+# once; Supabase's default is 10). After it, replaying one ends the session.
+AUTH_REFRESH_TOKEN_REUSE_INTERVAL = _env_or_default(env.int, "AUTH_REFRESH_TOKEN_REUSE_INTERVAL", 10)
+# Sign-up asks people to confirm their address by email before they can sign in
+# (GoTrue's mailer_autoconfirm off). Default: on in production, off with DEBUG (make run).
+AUTH_EMAIL_CONFIRM = env.bool("AUTH_EMAIL_CONFIRM", default=not DEBUG)
+# Seconds an emailed link or code works (GoTrue's MAILER_OTP_EXP).
+MAILER_OTP_EXP = _env_or_default(env.int, "MAILER_OTP_EXP", 3600)
+# Where emailed links send people back to: the front end (GoTrue's SITE_URL), and the
+# other redirect_to values allowed (URI_ALLOW_LIST: exact URLs or globs such as
+# https://*.velro.ai/**). Anything else goes to AUTH_SITE_URL.
+AUTH_SITE_URL = env.str("AUTH_SITE_URL", default="http://localhost:3000")
+AUTH_REDIRECT_URLS = env.list("AUTH_REDIRECT_URLS", default=[])
 
 # --- Email --------------------------------------------------------------------------
 # Django's mail framework, configured by one URL (django-environ): e.g.

@@ -18,7 +18,7 @@ def owner_state():
 def test_the_published_claims_are_the_ones_the_glue_would_publish(alice, api_as):
     body = api_as(alice).get("/api/v1/_test/claims").json()
     assert body["published"] == body["expected"]
-    assert set(body["published"]) == {"sub", "role", "email", "aud", "exp", "iat", "jti"}
+    assert set(body["published"]) == {"sub", "role", "email", "aud", "exp", "iat", "jti", "session_id"}
     assert body["published"]["sub"] == str(alice.pk)
 
 

@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from accounts.sessions import session_start
 from accounts.tokens import AccessToken
 from bench.baseline import Baseline
 from generations.models import AIModel, Generation
@@ -112,7 +113,7 @@ def people(transactional_db):
 
 
 def token_for(user, **changes) -> str:
-    token = AccessToken.for_user(user)
+    token = AccessToken(session_start(user).access_token)
     for key, value in changes.items():
         token[key] = value
     return str(token)
@@ -244,7 +245,7 @@ def test_someone_else_sees_none_of_it(baseline, people):
 def test_no_valid_token_is_a_401(baseline, people, token):
     alice, _ = people
     if token == "expired":
-        access = AccessToken.for_user(alice)
+        access = AccessToken(session_start(alice).access_token)
         access.set_exp(lifetime=-dt.timedelta(seconds=5))
         token = str(access)
     elif token == "refresh-role":

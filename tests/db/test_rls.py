@@ -92,6 +92,7 @@ def test_no_api_role_has_privileges_on_djangos_tables_or_identities(db, sql):
         """
     )
     assert rows == [
+        ("auth.sessions", "authenticated", True),
         ("public.ai_models", "anon", True),
         ("public.ai_models", "authenticated", True),
         ("public.credit_transactions", "authenticated", True),

@@ -57,7 +57,7 @@ from schemathesis.openapi.checks import UseAfterFree
 from schemathesis.transport.serialization import serialize_json
 
 from accounts.models import User
-from accounts.tokens import RefreshToken
+from accounts.sessions import session_start
 from credits.services import credits_grant
 from generations import services as generation_services
 from generations.models import AIModel
@@ -284,7 +284,7 @@ def fuzz_user(db, settings, tmp_path):
         provider=["fal"],
         request_id=["req-fuzz-1"],
     )
-    TOKEN["access"] = str(RefreshToken.for_user(user).access_token)
+    TOKEN["access"] = session_start(user).access_token
     return user
 
 

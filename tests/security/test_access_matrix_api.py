@@ -16,7 +16,8 @@ import pytest
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
-from accounts.tokens import RefreshToken
+from accounts.models import Session
+from accounts.sessions import session_start
 from generations.models import AIModel, Generation
 from generations.services import generation_create
 from projects.models import Project
@@ -41,7 +42,8 @@ token — staff have no extra API rights except the health report.
 `{archived}` her archived project, `{generation}` her pending generation, `{stack}` her
 private stack (one earlier version), `{public_stack}` her public stack, `{viewer}` dave's
 user id, `{invite}` a pending invite of `{stack}` (an address with no account), `{preset}`
-an active preset, `{refresh}` alice's refresh token.
+an active preset, `{refresh}` alice's refresh token, `{session}` a session of alice's
+(another device than the one asking).
 
 **Cells.** The status code: 2xx done; 400 refused as invalid (an editor changing
 `visibility`); 401 no or bad credentials (a user's token is no webhook signature); 403
@@ -83,6 +85,9 @@ MATRIX = {
     "POST auth/register":                                (201, 201,  201,  NA,    NA,    201),
     "POST auth/login":                                   (200, 200,  200,  NA,    NA,    200),
     "POST auth/refresh":                                 (200, 200,  200,  NA,    NA,    200),
+    "POST auth/logout":                                  (401, 204,  204,  NA,    NA,    204),
+    "GET me/sessions":                                   (401, 200,  200,  NA,    NA,    200),
+    "DELETE me/sessions/{session}":                      (401, 204,  404,  NA,    NA,    404),
     "GET me":                                            (401, 200,  200,  NA,    NA,    200),
     "PATCH me":                                          (401, 200,  200,  NA,    NA,    200),
     "GET projects":                                      (401, 200,  200,  NA,    NA,    200),
@@ -195,7 +200,8 @@ def world(alice, bob, staff, settings):
             "viewer": str(dave.pk),
             "invite": str(invite.pk),
             "preset": preset.slug,
-            "refresh": str(RefreshToken.for_user(alice)),
+            "refresh": session_start(alice).refresh_token,
+            "session": str(Session.objects.create(user=alice).pk),
         },
     }
 
@@ -261,7 +267,7 @@ def api_routes(resolver=None, prefix=""):
 
 
 DUMMY_IDS = {
-    **{name: str(uuid.UUID(int=0)) for name in ("private", "public", "archived", "generation", "stack")},
+    **{name: str(uuid.UUID(int=0)) for name in ("private", "public", "archived", "generation", "stack", "session")},
     **{"public_stack": str(uuid.UUID(int=1)), "viewer": str(uuid.UUID(int=2)), "invite": str(uuid.UUID(int=3))},
     **{"preset": "x", "refresh": "x"},
 }

@@ -26,7 +26,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts.models import Profile, User
-from accounts.tokens import RefreshToken
+from accounts.sessions import session_start
 from credits.models import CreditTransaction
 from generations.models import AIModel, Generation
 from generations.services import generation_create
@@ -65,7 +65,7 @@ class World:
             "stack": str(self.stack.pk),
             "bob": str(self.bob.pk),
             "preset": self.preset,
-            "refresh": str(RefreshToken.for_user(self.alice)),
+            "refresh": session_start(self.alice).refresh_token,
         }
 
     def client(self, who: str | None) -> APIClient:
@@ -96,7 +96,12 @@ def world(alice, bob, carol, settings, tmp_path):
     stack = stylestack_create(user=alice, name="Noir", style=copy.deepcopy(STYLE), visibility="public")
     StackContributor.objects.create(stack=stack, user=bob, role="viewer", email=bob.email, invited_by=alice)
     preset = StylePreset.objects.filter(is_active=True).order_by("sort_order", "slug").values_list("slug", flat=True)
-    return World(alice, bob, carol, project, stack, preset.first(), settings.MEDIA_ROOT)
+    world = World(alice, bob, carol, project, stack, preset.first(), settings.MEDIA_ROOT)
+    # Sessions and alice's sign-in made now, outside the savepoints the cases roll back.
+    assert world.ids["refresh"]
+    for who in (None, "alice", "bob", "carol"):
+        world.client(who)
+    return world
 
 
 TABLES = (

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
-from accounts.models import Profile
+from accounts.models import Profile, Session
 from credits.models import CreditTransaction
 from credits.services import credits_grant
 from generations.models import AIModel, Generation
@@ -34,7 +34,7 @@ ALICE_STACK = "Alice secret stack"
 ALICE_STYLE = "alice's secret style: violet fog"
 PRESET = "isolation-noir"
 # The names of alice's objects a Case may use in its path or body.
-ID_KEYS = ("private", "public", "archived", "g1", "g2", "stack", "member", "invite")
+ID_KEYS = ("private", "public", "archived", "g1", "g2", "stack", "member", "invite", "session")
 
 # --- the data ------------------------------------------------------------------------
 
@@ -88,6 +88,7 @@ def world(alice, bob):
         "stack": str(stack.pk),
         "member": str(member.pk),
         "invite": str(invite.pk),
+        "session": str(Session.objects.create(user=alice, user_agent="Alice's phone").pk),
     }
     assert set(ids) == set(ID_KEYS)
     alice_ledger = [str(pk) for pk in CreditTransaction.objects.filter(user=alice).values_list("pk", flat=True)]
@@ -111,6 +112,7 @@ def world(alice, bob):
             member.email,
             "pending@example.com",
             str(unlisted.pk),
+            "Alice's phone",
         },
         "bob_projects": [str(bob_public.pk), str(bob_private.pk)],
         "bob_public": str(bob_public.pk),
@@ -131,6 +133,7 @@ def snapshot(user) -> dict:
         "contributors": list(StackContributor.objects.filter(stack__user=user).order_by("pk").values()),
         "invites": list(StackInvite.objects.filter(stack__user=user).order_by("pk").values()),
         "versions": list(StyleStackVersion.objects.filter(stack__user=user).order_by("pk").values()),
+        "sessions": list(Session.objects.filter(user=user).order_by("pk").values()),
     }
 
 
@@ -143,7 +146,7 @@ class Case:
     may name alice's objects as ``{private}``, ``{public}``, ``{archived}``, ``{g1}``,
     ``{g2}`` (projects and generations), ``{stack}`` (her private style stack) and
     ``{member}`` (the user id of a contributor of that stack), ``{invite}`` (a pending
-    invite of that stack)."""
+    invite of that stack), ``{session}`` (a session of hers)."""
 
     method: str
     path: str
@@ -198,6 +201,8 @@ OBJECT_CASES = [
     Case("patch", "style-stacks/{stack}/contributors/{member}", {"role": "editor"}),
     Case("delete", "style-stacks/{stack}/contributors/{member}"),
     Case("delete", "style-stacks/{stack}/invites/{invite}"),
+    # Signing alice out from bob's account.
+    Case("delete", "me/sessions/{session}"),
 ]
 
 
@@ -331,7 +336,12 @@ def bobs_renamed_profile(world, body):
 
 # Lists and "mine" endpoints: 200 with bob's data only (filters naming alice's objects
 # included: a filter must not be a way around the owner scope).
+def bobs_sessions(world, body):
+    assert [item["current"] for item in body["results"]] == [True]
+
+
 LIST_CASES = [
+    Case("get", "me/sessions", status=200, check=bobs_sessions),
     Case("get", "projects", status=200, check=bobs_projects),
     Case("get", "projects?visibility=public", status=200, check=bobs_public_projects),
     Case("get", "projects?archived=true", status=200, check=nothing),
@@ -424,6 +434,7 @@ EXEMPT = {
     "/api/v1/auth/register": "auth-register",
     "/api/v1/auth/login": "auth-login",
     "/api/v1/auth/refresh": "auth-refresh",
+    "/api/v1/auth/logout": "auth-logout",  # ends the caller's own sessions only
     "/api/v1/models": "ai-model-list",
     "/api/v1/models/fal-ai/flux/dev": "ai-model-detail",
     "/api/v1/webhooks/fal": "provider-webhook",
