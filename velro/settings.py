@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "health",
     "demo",
     "bench",
+    "supabase_import",
 ]
 
 MIDDLEWARE = [

@@ -12,7 +12,17 @@ from pathlib import Path
 import velro
 
 # The apps above velro/: the domain and the tenants that use several domain apps at once.
-UPPER_APPS = {"accounts", "projects", "generations", "stylestacks", "credits", "bench", "demo", "health"}
+UPPER_APPS = {
+    "accounts",
+    "projects",
+    "generations",
+    "stylestacks",
+    "credits",
+    "bench",
+    "demo",
+    "health",
+    "supabase_import",
+}
 
 VELRO = Path(velro.__file__).resolve().parent
 
