@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from accounts.forms import UserChangeForm, UserCreationForm
-from accounts.models import Profile, User
+from accounts.models import Profile, Session, User
 from credits.forms import CreditChangeForm
 from credits.models import CreditTransaction
 from credits.services import credits_adjust, credits_grant
@@ -58,11 +58,33 @@ class CreditTransactionInline(ReadOnlyInlineMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("created_by")
 
 
+class SessionInline(admin.TabularInline):
+    """The person's signed-in devices. Staff end one by ticking "Delete" and saving: its
+    refresh token and access tokens stop working at once (the database cascades)."""
+
+    model = Session
+    ordering = ("-created_at",)
+    fields = ("user_agent", "ip", "method", "created_at", "last_used_at")
+    readonly_fields = fields
+    extra = 0
+    verbose_name_plural = "sessions (delete one to sign that device out)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="last used")
+    def last_used_at(self, obj):
+        return obj.last_used_at
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
-    inlines = [ProfileInline, CreditTransactionInline]
+    inlines = [ProfileInline, SessionInline, CreditTransactionInline]
 
     list_display = (
         "email",
@@ -85,6 +107,7 @@ class UserAdmin(DjangoUserAdmin):
         ("Metadata", {"fields": ("raw_user_meta_data", "raw_app_meta_data")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("email_confirmed_at", "last_login", "created_at", "updated_at")}),
+        ("Sign-in", {"fields": ("banned_until", "email_change")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     readonly_fields = ("id", "last_login", "created_at", "updated_at")

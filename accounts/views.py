@@ -158,7 +158,7 @@ class LogoutView(BaseAPIView):
         summary="Your sessions",
         description="The devices signed in to your account, newest first; `current` marks this one.",
         tags=["accounts"],
-        responses={200: serializers.SessionSerializer(many=True), **errors(401)},
+        responses={200: serializers.SessionSerializer(many=True), **errors(400, 401, 404)},
     ),
     destroy=extend_schema(
         summary="End a session",

@@ -442,9 +442,49 @@ class Bench:
 
             if key == "large":
                 result["explore"] = self.probe_explore(client)
+                result["session_check"] = self.probe_session_check(user_id)
             model = AIModel.objects.filter(is_active=True, kind="image").order_by("credits_cost", "id").first()
             result["post_model"] = model.pk
         return result
+
+    def probe_session_check(self, user_id, rounds: int = 2000) -> dict:
+        """What checking the access token's session costs on every request: the caller's
+        read (accounts.authentication._READ_AND_SWITCH, with its join of auth.sessions by
+        primary key) against the same read without the join (the statement before
+        sessions existed), each run ``rounds`` times on one connection, median µs; and the
+        join's plan."""
+        import time
+
+        from accounts.authentication import _READ_AND_SWITCH
+
+        without = (
+            _READ_AND_SWITCH.replace("       s.id IS NOT NULL AS velro_session_live,\n", "")
+            .replace(" AND s.id IS NOT NULL THEN", " THEN")
+            .replace("LEFT JOIN auth.sessions AS s ON s.id = %s AND s.user_id = u.id\n", "")
+        )
+        session_id = uuid.uuid4()
+        timings: dict[str, list[float]] = {"with": [], "without": []}
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("INSERT INTO auth.sessions (id, user_id) VALUES (%s, %s)", [session_id, user_id])
+            statements = {
+                "with": (_READ_AND_SWITCH, ["{}", session_id, user_id]),
+                "without": (without, ["{}", user_id]),
+            }
+            for _ in range(rounds):
+                for name, (sql, params) in statements.items():
+                    started = time.perf_counter()
+                    cursor.execute(sql, params)
+                    cursor.fetchall()
+                    timings[name].append((time.perf_counter() - started) * 1e6)
+            cursor.execute("EXPLAIN " + _READ_AND_SWITCH, ["{}", session_id, user_id])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            transaction.set_rollback(True)
+        return {
+            "with_us": percentile(timings["with"], 50),
+            "without_us": percentile(timings["without"], 50),
+            "rounds": rounds,
+            "plan": plan,
+        }
 
     def probe_explore(self, client) -> dict:
         """Which indexes explore used, counted by PostgreSQL itself: the full-text GIN index
@@ -742,6 +782,8 @@ class Bench:
         explore = r["explore q 1m"]
         ex = large["explore"]
         stacks = self.spec["large"].public_stacks
+        session = large["session_check"]
+        session_cost = session["with_us"] - session["without_us"]
         plans_ok = all(
             "generations_user_created_idx" in plan and "Seq Scan" not in plan for plan in large["plans"].values()
         )
@@ -766,6 +808,13 @@ class Bench:
                    "index scan", "index scan" if plans_ok else "see plans", plans_ok, True),
             Target("queries_constant", "SQL statements per request at page_size 10/50/100", "equal",
                    "/".join(map(str, queries)), len(set(queries)) == 1, True),
+            Target("session_check_indexed", "the caller's read checks the session by primary key (no scan)",
+                   "sessions_pkey", "sessions_pkey" if "sessions_pkey" in session["plan"] else "see plan",
+                   "sessions_pkey" in session["plan"] and "Seq Scan" not in session["plan"], True),
+            Target("session_check_cost", "the session check's cost per request: caller's read with − without it",
+                   "≤ 50 µs", f"{session_cost:.0f} µs", session_cost <= 50, not smoke,
+                   f"median of {session['rounds']}: {session['with_us']:.0f} µs with, "
+                   f"{session['without_us']:.0f} µs without"),
             Target("post_throughput", f"POST generations, {self.profile.post_clients} clients (req/s)", "≥ 300",
                    f"{post.rps:.0f}", post.rps >= 300, not smoke, f"{post.requests} created in {post.seconds:.1f} s"),
             Target("post_errors", "POST generations errors", "0", str(post.errors), post.errors == 0, True,

@@ -11,6 +11,7 @@ This module imports nothing from Django: gunicorn's master loads it before any a
 """
 
 import logging
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -47,6 +48,29 @@ class RequestIdFilter(logging.Filter):
         if request_id == NO_REQUEST and record.name == "gunicorn.access" and isinstance(record.args, dict):
             request_id = record.args.get(_GUNICORN_RESPONSE_ID_ATOM) or NO_REQUEST
         record.request_id = request_id
+        return True
+
+
+# Tasks whose arguments must never reach a log: an email's text holds the link and code
+# that sign its reader in (accounts/emails.py).
+SECRET_ARGUMENT_TASKS = ("velro.tasks.send_email",)
+_CALL = re.compile(r"(?P<task>" + "|".join(map(re.escape, SECRET_ARGUMENT_TASKS)) + r")\[(?P<id>\d+)\]\(.*\)", re.S)
+
+
+class SecretTaskArgumentsFilter(logging.Filter):
+    """procrastinate logs each job with its arguments (``Job velro.tasks.send_email[5](to=…,
+    text=…) ended``, and the job as a JSON extra): for the tasks above they are replaced
+    by ``…``, in the message and in the extra."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("procrastinate"):
+            return True
+        message = record.getMessage()
+        if _CALL.search(message):
+            record.msg, record.args = _CALL.sub(r"\g<task>[\g<id>](…)", message), ()
+        job = getattr(record, "job", None)
+        if isinstance(job, dict) and job.get("task_name") in SECRET_ARGUMENT_TASKS:
+            record.job = {**job, "task_kwargs": "…", "call_string": f"{job['task_name']}[{job.get('id')}](…)"}
         return True
 
 
@@ -100,7 +124,10 @@ def build_config(log_format: str = "plain", level: str = "INFO", *, gunicorn: bo
     config = {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "velro.logging.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "velro.logging.RequestIdFilter"},
+            "secret_task_arguments": {"()": "velro.logging.SecretTaskArgumentsFilter"},
+        },
         "formatters": {
             "json": {"()": "velro.logging.JsonFormatter"},
             "plain": {"()": "velro.logging.PlainFormatter"},
@@ -110,7 +137,7 @@ def build_config(log_format: str = "plain", level: str = "INFO", *, gunicorn: bo
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": log_format,
-                "filters": ["request_id"],
+                "filters": ["request_id", "secret_task_arguments"],
             },
         },
         "root": {"handlers": ["console"], "level": level},

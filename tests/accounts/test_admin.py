@@ -3,7 +3,8 @@
 import pytest
 from django.core.management import call_command
 
-from accounts.models import User
+from accounts.models import Session, User
+from accounts.sessions import session_start
 from tests.factories import PASSWORD
 
 
@@ -43,9 +44,34 @@ def test_the_change_page_shows_profile_and_ledger_read_only(alice, staff, client
     assert "Sign-up bonus" in content
     assert "credit ledger" in content.lower()
     formsets = {f.formset.prefix: f for f in response.context["inline_admin_formsets"]}
-    assert set(formsets) == {"profile", "credit_transactions"}
+    assert set(formsets) == {"profile", "sessions", "credit_transactions"}
     for inline in formsets.values():
-        assert not inline.has_add_permission and not inline.has_change_permission and not inline.has_delete_permission
+        assert not inline.has_add_permission and not inline.has_change_permission
+        # Staff can end a session (sign a device out), nothing else.
+        assert inline.has_delete_permission is (inline.formset.prefix == "sessions")
+
+
+def test_staff_end_a_session_from_the_change_page(alice, staff, client, api):
+    phone = session_start(alice)
+    kept = session_start(alice)
+    client.force_login(staff)
+    page = client.get(f"/admin/accounts/user/{alice.pk}/change/")
+    assert "sessions (delete one to sign that device out)" in page.content.decode().lower()
+    form = page.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k not in ("password",)}
+    data.update({"raw_user_meta_data": "{}", "raw_app_meta_data": "{}", "is_active": "on"})
+    data.update({"groups": [], "user_permissions": [], "profile-TOTAL_FORMS": "0", "profile-INITIAL_FORMS": "0"})
+    data.update({"credit_transactions-TOTAL_FORMS": "0", "credit_transactions-INITIAL_FORMS": "0"})
+    sessions = [kept.session.pk, phone.session.pk]  # newest first, as the inline lists them
+    data.update({"sessions-TOTAL_FORMS": "2", "sessions-INITIAL_FORMS": "2"})
+    for i, pk in enumerate(sessions):
+        data.update({f"sessions-{i}-id": str(pk), f"sessions-{i}-user": str(alice.pk)})
+    data["sessions-1-DELETE"] = "on"
+    response = client.post(f"/admin/accounts/user/{alice.pk}/change/", data)
+    assert response.status_code == 302
+    assert list(Session.objects.filter(user=alice).values_list("pk", flat=True)) == [kept.session.pk]
+    ended = api.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {phone.access_token}")
+    assert ended.json()["code"] == "session_not_found"
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/accounts/user/add/"])
@@ -69,7 +95,7 @@ def test_editing_a_user_in_the_admin_keeps_credits(alice, staff, client):
             "user_permissions": [],
         }
     )
-    for prefix in ("profile", "credit_transactions"):
+    for prefix in ("profile", "sessions", "credit_transactions"):
         data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     response = client.post(f"/admin/accounts/user/{alice.pk}/change/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""

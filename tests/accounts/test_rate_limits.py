@@ -353,9 +353,8 @@ def test_the_cache_table_has_rls_and_no_api_grants(db, sql):
 def test_every_auth_throttle_has_a_default_rate_and_bad_rates_are_refused(monkeypatch):
     from django.urls import resolve
 
-    from velro import settings as velro_settings
-
     from accounts import throttles
+    from velro import settings as velro_settings
 
     scopes = {
         throttle.scope for path in (LOGIN, REGISTER, REFRESH) for throttle in resolve(path).func.cls.throttle_classes

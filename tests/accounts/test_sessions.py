@@ -220,3 +220,24 @@ def test_tabs_refreshing_at_once_all_get_a_working_session():
         thread.join()
     assert [status for status, _ in results] == [200] * 4
     assert Session.objects.count() == 1
+
+
+def test_the_hourly_purge_deletes_only_what_can_no_longer_sign_in(alice):
+    from accounts.models import FlowState, OneTimeToken
+    from accounts.tasks import purge_expired_sign_ins
+
+    old, fresh = Session.objects.create(user=alice), Session.objects.create(user=alice)
+    RefreshToken.objects.create(session=old, token="o" * 12)
+    Session.objects.filter(pk=old.pk).update(refreshed_at=fresh.created_at - timedelta(days=8))
+    stale = OneTimeToken.objects.create(user=alice, token_type="recovery_token", token_hash="a", relates_to="x")
+    OneTimeToken.objects.filter(pk=stale.pk).update(created_at=stale.created_at - timedelta(hours=2))
+    OneTimeToken.objects.create(user=alice, token_type="confirmation_token", token_hash="b", relates_to="x")
+    flow = FlowState.objects.create(
+        user=alice, code_challenge="c", code_challenge_method="plain", authentication_method="signup"
+    )
+    FlowState.objects.filter(pk=flow.pk).update(created_at=flow.created_at - timedelta(days=2))
+
+    assert purge_expired_sign_ins(timestamp=0) == {"sessions": 1, "one_time_tokens": 1, "flow_states": 1}
+    assert list(Session.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert list(OneTimeToken.objects.values_list("token_hash", flat=True)) == ["b"]
+    assert not FlowState.objects.exists() and not RefreshToken.objects.exists()

@@ -56,7 +56,7 @@ from schemathesis.generation.meta import TestPhase
 from schemathesis.openapi.checks import UseAfterFree
 from schemathesis.transport.serialization import serialize_json
 
-from accounts.models import User
+from accounts.models import Session, User
 from accounts.sessions import session_start
 from credits.services import credits_grant
 from generations import services as generation_services
@@ -220,7 +220,14 @@ class FuzzUserAuth:
 
 def _with_token(case) -> None:
     if case.headers and case.headers.get("Authorization") == f"Bearer {PLACEHOLDER}":
+        if not Session.objects.filter(pk=TOKEN["session"]).exists():  # a fuzzed logout ended it
+            _sign_in(User.objects.get(email="fuzz@example.com"))
         case.headers["Authorization"] = f"Bearer {TOKEN['access']}"
+
+
+def _sign_in(user) -> None:
+    issued = session_start(user)
+    TOKEN.update(access=issued.access_token, session=str(issued.session.pk))
 
 
 @pytest.fixture
@@ -284,7 +291,7 @@ def fuzz_user(db, settings, tmp_path):
         provider=["fal"],
         request_id=["req-fuzz-1"],
     )
-    TOKEN["access"] = session_start(user).access_token
+    _sign_in(user)
     return user
 
 

@@ -20,6 +20,8 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from accounts.models import FlowState, OneTimeToken
+from accounts.sessions import session_start
 from generations.models import AIModel, WebhookDelivery
 from generations.services import generation_create
 from projects.services import project_create
@@ -91,9 +93,24 @@ QUEUE = {
 }
 # fmt: on
 
+# Sign-in secrets (refresh tokens, emailed tokens, PKCE flows): the owner's (the app)
+# and the service side's, as the task queue's.
+SECRETS = QUEUE
+
 # fmt: off
 MATRIX = {
     "auth.users": DJANGO,
+    "auth.sessions": {
+        # A person reads and ends (deletes) their own sessions: GET/DELETE /api/v1/me/sessions.
+        #          anon      owner     other     editor viewer staff  service_role
+        "select": ("denied", "own",    "none",   NA,    NA,    "all", "all"),
+        "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "ok"),
+        "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+        "delete": ("denied", "own",    "none",   NA,    NA,    "all", "all"),
+    },
+    "auth.refresh_tokens": SECRETS,
+    "auth.one_time_tokens": SECRETS,
+    "auth.flow_state": SECRETS,
     "auth.users_groups": DJANGO,
     "auth.users_user_permissions": DJANGO,
     "public.users": {
@@ -231,6 +248,23 @@ TABLES = {
         words={"own": "id = %(me)s"},
         insert="INSERT INTO auth.users (email, encrypted_password, raw_user_meta_data, raw_app_meta_data, is_staff, "
         "is_superuser, is_active) VALUES ('new@example.com', '', '{}', '{}', false, false, true) RETURNING true",
+    ),
+    "auth.sessions": Table(
+        scope=f"user_id IN {PEOPLE}",
+        words=OWNED,
+        insert="INSERT INTO auth.sessions (user_id) VALUES (%(alice)s) RETURNING true",
+    ),
+    "auth.refresh_tokens": Table(
+        insert="INSERT INTO auth.refresh_tokens (token, session_id, parent, revoked) "
+        "VALUES ('matrix-new', %(session)s, '', false) RETURNING true",
+    ),
+    "auth.one_time_tokens": Table(
+        insert="INSERT INTO auth.one_time_tokens (user_id, token_type, token_hash, relates_to) "
+        "VALUES (%(alice)s, 'recovery_token', 'matrix-new', 'alice@example.com') RETURNING true",
+    ),
+    "auth.flow_state": Table(
+        insert="INSERT INTO auth.flow_state (user_id, code_challenge, code_challenge_method, authentication_method) "
+        "VALUES (%(alice)s, 'x', 'plain', 'signup') RETURNING true",
     ),
     "auth.users_groups": Table(
         insert="INSERT INTO auth.users_groups (user_id, group_id) VALUES (%(zed)s, %(group)s) RETURNING true",
@@ -428,6 +462,15 @@ def world(alice, bob):
     content_type = ContentType.objects.get_for_model(StyleStack)
     LogEntry.objects.create(user=alice, content_type=content_type, object_repr="S1", action_flag=1)
     Session.objects.create(session_key="matrix", session_data="", expire_date=timezone.now())
+    # Sign-in: a session of alice's and of zed's (with a refresh token each), an emailed
+    # token and a PKCE flow of zed's.
+    sessions = {name: session_start(people[name]).session for name in ("alice", "zed")}
+    flow = FlowState.objects.create(
+        user=zed, code_challenge="x", code_challenge_method="plain", authentication_method="signup"
+    )
+    OneTimeToken.objects.create(
+        user=zed, token_type="recovery_token", token_hash="matrix", relates_to=zed.email, flow_state=flow
+    )
     if "public.cache_entries" in database_tables():
         cache.set("matrix", 1)
     # The task queue: a job (its "deferred" event comes from a trigger), a worker, and a
@@ -455,6 +498,7 @@ def world(alice, bob):
             "other_permission": other_permission.pk,
             "content_type": content_type.pk,
             "job": job,
+            "session": sessions["alice"].pk,
         },
     }
 

@@ -79,3 +79,23 @@ def test_the_worker_sends_it_and_an_smtp_failure_is_retried(worker, templates, s
     job = ProcrastinateJob.objects.get(task_name=TASK)
     assert (status, job.attempts, args["to"]) == ("todo", 1, ["bob@example.com"])  # kept, scheduled again
     assert job.scheduled_at is not None and len(smtp.inbox) == 1
+
+
+def test_the_worker_never_logs_an_emails_text(worker, templates, smtp, caplog):
+    """An email's text signs its reader in (a recovery code): procrastinate's lines about
+    the job go through the log handler's filter, which leaves its arguments out."""
+    import logging
+
+    with transaction.atomic():
+        email_on_commit(to="maya@example.com", template="emails/hello", context={"name": "Maya", "link": "CODE-731904"})
+    with caplog.at_level(logging.DEBUG, logger="procrastinate"):
+        worker()
+    assert "CODE-731904" in smtp.inbox[0]["message"].get_body(("plain",)).get_content()
+    records = [record for record in caplog.records if "send_email[" in record.getMessage()]
+    assert records, "procrastinate said nothing about the job"
+    (console,) = [handler for handler in logging.getLogger().handlers if handler.get_name() == "console"]
+    for record in records:
+        assert console.filter(record)
+        assert "CODE-731904" not in console.format(record)
+        assert "CODE-731904" not in repr(getattr(record, "job", ""))
+        assert "(…)" in record.getMessage()
