@@ -50,7 +50,7 @@ class Refused(Exception):
         self.response = gotrue_error(status, code, message, **extra)
 
 
-def _body(request) -> dict:
+def json_body(request) -> dict:
     if not request.body:
         return {}
     try:
@@ -62,7 +62,7 @@ def _body(request) -> dict:
     return body
 
 
-def _text(body: dict, name: str) -> str:
+def text_field(body: dict, name: str) -> str:
     value = body.get(name)
     if value is None:
         return ""
@@ -96,7 +96,7 @@ def session_object(issued: sessions.Issued) -> dict:
     }
 
 
-def _gotrue_view(*methods):
+def gotrue_view(*methods):
     """API key checked, GoTrue's errors for :class:`Refused`."""
 
     def decorate(view):
@@ -113,8 +113,8 @@ def _gotrue_view(*methods):
     return decorate
 
 
-def _email(body: dict) -> str:
-    email = User.objects.normalize_email(_text(body, "email"))
+def email_field(body: dict) -> str:
+    email = User.objects.normalize_email(text_field(body, "email"))
     try:
         validate_email(email)
     except ValidationError:
@@ -122,7 +122,7 @@ def _email(body: dict) -> str:
     return email
 
 
-def _check_password(password: str, user: User) -> None:
+def check_password_strength(password: str, user: User) -> None:
     try:
         validate_password(password, user=user)
     except ValidationError as exc:
@@ -134,10 +134,10 @@ def _check_password(password: str, user: User) -> None:
 def _flow_state(body: dict, user: User, method: str) -> FlowState | None:
     """A PKCE flow when the client sent a ``code_challenge`` (supabase-py does by
     default)."""
-    challenge = _text(body, "code_challenge")
+    challenge = text_field(body, "code_challenge")
     if not challenge:
         return None
-    challenge_method = _text(body, "code_challenge_method").lower() or "plain"
+    challenge_method = text_field(body, "code_challenge_method").lower() or "plain"
     if challenge_method not in ("s256", "plain") or not 43 <= len(challenge) <= 128:
         raise Refused(400, "validation_failed", "Code challenge is not valid")
     return FlowState.objects.create(
@@ -155,10 +155,10 @@ def _refuse_sign_in(user: User) -> None:
 # --- token -------------------------------------------------------------------------------
 
 
-@_gotrue_view("POST")
+@gotrue_view("POST")
 def token(request):
     """``POST token?grant_type=password|refresh_token|pkce``."""
-    body = _body(request)
+    body = json_body(request)
     grant = request.GET.get("grant_type", "")
     if grant == "password":
         return JsonResponse(_password_grant(request, body))
@@ -171,7 +171,7 @@ def token(request):
 
 def _password_grant(request, body: dict) -> dict:
     _limit(request, body, throttles.LoginIPThrottle, throttles.LoginEmailThrottle)
-    email, password = _text(body, "email"), _text(body, "password")
+    email, password = text_field(body, "email"), text_field(body, "password")
     if not email or not password:
         raise Refused(400, "invalid_credentials", "Invalid login credentials")
     user = authenticate(request, email=email, password=password)
@@ -182,7 +182,7 @@ def _password_grant(request, body: dict) -> dict:
 
 
 def _refresh_grant(request, body: dict):
-    raw = _text(body, "refresh_token")
+    raw = text_field(body, "refresh_token")
     if not raw:
         return JsonResponse({"error": "invalid_request", "error_description": "refresh_token required"}, status=400)
     _limit(request, body, throttles.RefreshIPThrottle, _RefreshTokenThrottle)
@@ -201,7 +201,7 @@ def _challenge_of(verifier: str, method: str) -> str:
 
 
 def _pkce_grant(request, body: dict) -> dict:
-    code, verifier = _text(body, "auth_code"), _text(body, "code_verifier")
+    code, verifier = text_field(body, "auth_code"), text_field(body, "code_verifier")
     if not code or not verifier:
         raise Refused(400, "validation_failed", "invalid request: both auth code and code verifier should be non-empty")
     _limit(request, body, throttles.RefreshIPThrottle)
@@ -227,13 +227,13 @@ def _hash(value: str) -> str:
 # --- signup, logout, user ------------------------------------------------------------------
 
 
-@_gotrue_view("POST")
+@gotrue_view("POST")
 def signup(request):
     """``POST signup``: a session when confirmation is off, else the User (an email with
     a link and a code is on its way)."""
-    body = _body(request)
+    body = json_body(request)
     _limit(request, body, throttles.RegisterIPThrottle, throttles.RegisterEmailThrottle)
-    email, password = _email(body), _text(body, "password")
+    email, password = email_field(body), text_field(body, "password")
     data = body.get("data") or {}
     if not isinstance(data, dict):
         raise Refused(400, "validation_failed", "data must be an object")
@@ -244,7 +244,7 @@ def signup(request):
         if existing.email_confirmed_at is None:  # a second try: the link again
             _send_confirmation(request, existing, body)
         return JsonResponse(_decoy_user(email, data))  # nobody learns who is registered
-    _check_password(password, User(email=email, raw_user_meta_data=data))
+    check_password_strength(password, User(email=email, raw_user_meta_data=data))
     user = services.user_register(email=email, password=password, metadata=data)
     if not settings.AUTH_EMAIL_CONFIRM:
         User.objects.filter(pk=user.pk).update(email_confirmed_at=timezone.now())
@@ -277,7 +277,7 @@ def _decoy_user(email: str, data: dict) -> dict:
     return body
 
 
-@_gotrue_view("POST")
+@gotrue_view("POST")
 def logout(request):
     """``POST logout?scope=global|local|others`` (global by default, as GoTrue): 204."""
     user, session_id, refused = bearer_user(request)
@@ -290,7 +290,7 @@ def logout(request):
     return HttpResponse(status=204)
 
 
-@_gotrue_view("GET", "PUT")
+@gotrue_view("GET", "PUT")
 def user_view(request):
     """``GET user``: the bearer's User. ``PUT user``: change ``data`` (merged key by key,
     ``null`` deletes), ``password`` (signs the other sessions out) or ``email`` (a
@@ -299,7 +299,7 @@ def user_view(request):
     if refused:
         return refused
     if request.method == "PUT":
-        user = _update_user(request, user, session_id, _body(request))
+        user = _update_user(request, user, session_id, json_body(request))
     return JsonResponse(user_object(user))
 
 
@@ -317,13 +317,13 @@ def _update_user(request, user: User, session_id, body: dict) -> User:
         user.raw_user_meta_data = meta
         user.save(update_fields=["raw_user_meta_data"])
     if body.get("password") is not None:
-        password = _text(body, "password")
+        password = text_field(body, "password")
         if user.has_usable_password() and user.check_password(password):
             raise Refused(422, "same_password", "New password should be different from the old password.")
-        _check_password(password, user)
+        check_password_strength(password, user)
         services.password_change(user=user, password=password, keep_session=session_id)
     if body.get("email") is not None:
-        _change_email(request, user, _email(body), body)
+        _change_email(request, user, email_field(body), body)
     user.refresh_from_db()
     return user
 
@@ -357,12 +357,12 @@ def _email_limits(request, body: dict) -> None:
     _limit(request, body, throttles.EmailSendIPThrottle, throttles.EmailSendThrottle, code="over_email_send_rate_limit")
 
 
-@_gotrue_view("POST")
+@gotrue_view("POST")
 def recover(request):
     """``POST recover``: a recovery link and code, if the address is known. ``{}``
     either way."""
-    body = _body(request)
-    email = _email(body)
+    body = json_body(request)
+    email = email_field(body)
     _email_limits(request, body)
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     if user is not None:
@@ -373,12 +373,12 @@ def recover(request):
     return JsonResponse({})
 
 
-@_gotrue_view("POST")
+@gotrue_view("POST")
 def otp(request):
     """``POST otp``: a magic link and code to sign in; with ``create_user`` (the default)
     an unknown address gets an account without a password and a confirmation link."""
-    body = _body(request)
-    email = _email(body)
+    body = json_body(request)
+    email = email_field(body)
     _email_limits(request, body)
     user = User.objects.filter(email__iexact=email).first()
     redirect_to = request.GET.get("redirect_to")
@@ -397,14 +397,14 @@ def otp(request):
     return JsonResponse({})
 
 
-@_gotrue_view("POST")
+@gotrue_view("POST")
 def resend(request):
     """``POST resend``: the sign-up confirmation, or a pending change of address, again."""
-    body = _body(request)
-    kind = _text(body, "type")
+    body = json_body(request)
+    kind = text_field(body, "type")
     if kind not in ("signup", "email_change"):
         raise Refused(400, "validation_failed", "Missing one of these types: signup, email_change")
-    email = _email(body)
+    email = email_field(body)
     _email_limits(request, body)
     if kind == "signup":
         user = User.objects.filter(email__iexact=email, email_confirmed_at__isnull=True).first()
@@ -420,18 +420,18 @@ def resend(request):
 # --- verify ------------------------------------------------------------------------------
 
 
-@_gotrue_view("POST")
+@gotrue_view("POST")
 def verify_post(request):
     """``POST verify`` ``{type, email, token}`` (the code) or ``{type, token_hash}``:
     a Session; the first of the two confirmations of a change of address answers
     ``{"msg", "code"}``."""
-    body = _body(request)
+    body = json_body(request)
     _limit(request, body, throttles.VerifyIPThrottle)
-    kind = _text(body, "type")
+    kind = text_field(body, "type")
     if body.get("token_hash"):
-        used = emails.consume(kind, token_hash=_text(body, "token_hash"))
+        used = emails.consume(kind, token_hash=text_field(body, "token_hash"))
     else:
-        used = emails.consume(kind, email=_text(body, "email"), otp=_text(body, "token"))
+        used = emails.consume(kind, email=text_field(body, "email"), otp=text_field(body, "token"))
     if used is None:
         raise Refused(403, "otp_expired", "Token has expired or is invalid")
     outcome = _verified(request, used)
