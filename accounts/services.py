@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -49,6 +50,17 @@ def password_change(*, user: User, password: str, keep_session=None) -> None:
     user.set_password(password)
     user.save(update_fields=["password"])
     sessions_end(user.pk, keep=keep_session)
+
+
+@transaction.atomic
+def user_ban(*, user: User, until: datetime | None) -> None:
+    """Ban ``user`` until ``until`` (GoTrue's ``banned_until``); None lifts a ban. A ban
+    that is in force ends every session at once, so the person's access tokens stop
+    working now rather than when they expire; signing in is refused until then."""
+    user.banned_until = until
+    user.save(update_fields=["banned_until"])
+    if user.is_banned:
+        sessions_end(user.pk)
 
 
 def profile_update(*, profile: Profile, data: dict) -> Profile:
