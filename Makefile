@@ -1,10 +1,12 @@
-# Two commands on a fresh machine: `make run` and `make test`. Python 3.11 is all they need.
+# Two commands on a fresh machine: `make run` and `make test`. Python 3.11 is all `make run`
+# needs; `make test` also runs supabase-js under Node 20+ (npm; tests/js).
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 MANAGE  = $(PY) manage.py
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+JS      = tests/js
 # Development defaults; a real deployment sets these in the environment (README).
 # `serve` is the production server: there DEBUG is off unless given (env or command line).
 ifeq ($(origin DEBUG),undefined)
@@ -14,7 +16,7 @@ endif
 endif
 export DEBUG ?= 1
 
-.PHONY: install run worker migrate serve backup restore test fuzz bench lint stop-db dbshell clean
+.PHONY: install install-js run worker migrate serve backup restore test fuzz bench lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +25,16 @@ $(VENV)/.installed: requirements.txt
 	@touch $@
 
 install: $(VENV)/.installed
+
+# supabase-js for its test (tests/accounts/test_supabase_js.py), exactly as locked; again
+# when the lockfile changes. Only `make test` needs it. tests/js/.npmrc keeps supabase-js's
+# "Node >= 22" (engines) a warning: it runs on Node 20 with --experimental-websocket.
+$(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node 20+ and npm (supabase-js's test, $(JS))" >&2; exit 2; }
+	cd $(JS) && npm ci --loglevel=error
+	@touch $@
+
+install-js: $(JS)/node_modules/.installed
 
 migrate: install
 	$(MANAGE) migrate --no-input
@@ -62,7 +74,7 @@ restore: install
 	$(MANAGE) restore $(FILE) $(ARGS)
 
 # PYTEST_ARGS: extra pytest arguments (e.g. -k, --ignore).
-test: install
+test: install install-js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Schemathesis against the API's own OpenAPI schema (tests/fuzz). `make test` runs it with a
