@@ -271,7 +271,9 @@ def _send_confirmation(request, user: User, body: dict) -> None:
 
 def _decoy_user(email: str, data: dict) -> dict:
     now = timezone.now()
-    decoy = User(email=email, raw_user_meta_data=data, created_at=now, updated_at=now, confirmation_sent_at=now)
+    decoy = User(
+        email=email, raw_user_meta_data=data, created_at=now, updated_at=now, confirmation_sent_at=now, email_change=""
+    )
     body = user_object(decoy)
     body["identities"] = []
     return body
@@ -426,7 +428,7 @@ def verify_post(request):
     a Session; the first of the two confirmations of a change of address answers
     ``{"msg", "code"}``."""
     body = json_body(request)
-    _limit(request, body, throttles.VerifyIPThrottle)
+    _limit(request, body, throttles.VerifyIPThrottle, throttles.VerifyEmailThrottle)
     kind = text_field(body, "type")
     if body.get("token_hash"):
         used = emails.consume(kind, token_hash=text_field(body, "token_hash"))

@@ -193,6 +193,14 @@ class VerifyIPThrottle(IPRateThrottle):
     message = "Too many codes tried from this address"
 
 
+class VerifyEmailThrottle(EmailRateThrottle):
+    """Six-digit codes: guessed from many addresses at once, the per-IP limit alone would
+    not hold; per email it does (10 an hour: one chance in 100,000 an hour)."""
+
+    scope = "verify_email"
+    message = "Too many codes tried for this email"
+
+
 class NamedLimitMixin:
     """A view whose 429 names the limit that was hit and when to come back ("Too many
     invitations. Try again in 42 seconds.", with Retry-After): the throttles are checked

@@ -9,6 +9,8 @@ imports without settings. What the data looks like:
   the ``on_auth_user_created`` trigger gives each a profile and the 100-credit sign-up
   bonus through ``public.credits_apply()``, so the ledger invariant holds. Passwords are
   unusable (``!`` + 40 characters, like Django's ``make_password(None)``).
+* **Sessions**: ``SESSIONS_PER_USER`` signed-in devices per person in ``auth.sessions``
+  (what every request's access token is checked against, by primary key).
 * **Generations**: heavy person *i* owns exactly ``per_heavy`` rows, the rest go round
   robin to the light people. Row *n* of the load (0 … generations-1) is created at
   ``start + n·(365 days / generations)`` plus a jitter smaller than that step, so
@@ -60,7 +62,8 @@ from datetime import timedelta
 import psycopg
 from psycopg import sql
 
-VERSION = 1
+VERSION = 2  # 2: sessions
+SESSIONS_PER_USER = 3
 EMAIL_DOMAIN = "bench.velro.local"
 CHUNK = 100_000
 SPAN = timedelta(days=365)
@@ -384,6 +387,21 @@ class _Loader:
             self.conn.commit()
             self.say("users", hi, spec.users)
 
+    def sessions(self) -> None:
+        self.begin()
+        self.conn.execute(
+            """
+            INSERT INTO auth.sessions (user_id, created_at, updated_at, refreshed_at, user_agent, ip)
+            SELECT u.id, u.created_at, u.created_at, u.created_at + d * interval '1 day',
+                   (ARRAY['Firefox on Linux', 'Safari on iPhone', 'Chrome on Windows'])[d], '127.0.0.1'
+            FROM auth.users AS u CROSS JOIN generate_series(1, %(n)s) AS d
+            WHERE u.email LIKE %(like)s
+            """,
+            {"n": SESSIONS_PER_USER, "like": f"%@{EMAIL_DOMAIN}"},
+        )
+        self.conn.commit()
+        self.say("sessions", self.spec.users * SESSIONS_PER_USER, self.spec.users * SESSIONS_PER_USER)
+
     def projects(self) -> None:
         spec = self.spec
         if not spec.heavy_users:
@@ -667,6 +685,7 @@ class _Loader:
         try:
             for table in (
                 "auth.users",
+                "auth.sessions",
                 "public.users",
                 "public.credit_transactions",
                 "public.projects",
@@ -697,6 +716,7 @@ def load(conn: psycopg.Connection, spec: DatasetSpec, progress: Callable[[str], 
         loader = _Loader(conn, spec, progress)
         loader.prepare()
         loader.users()
+        loader.sessions()
         loader.projects()
         loader.generations()
         loader.stacks()

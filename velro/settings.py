@@ -205,6 +205,7 @@ _RATE_LIMIT_DEFAULTS = {
     "email_send_ip": "30/hour",
     "email_send_email": "5/hour",
     "verify_ip": "30/min",
+    "verify_email": "10/hour",
 }
 
 

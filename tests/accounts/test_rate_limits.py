@@ -360,7 +360,8 @@ def test_every_auth_throttle_has_a_default_rate_and_bad_rates_are_refused(monkey
         throttle.scope for path in (LOGIN, REGISTER, REFRESH) for throttle in resolve(path).func.cls.throttle_classes
     }
     # /auth/v1's emails and codes (accounts/gotrue_flows.py).
-    scopes |= {throttles.EmailSendIPThrottle.scope, throttles.EmailSendThrottle.scope, throttles.VerifyIPThrottle.scope}
+    scopes |= {throttles.EmailSendIPThrottle.scope, throttles.EmailSendThrottle.scope, throttles.VerifyIPThrottle.scope,
+               throttles.VerifyEmailThrottle.scope}  # fmt: skip
     assert scopes == set(velro_settings._RATE_LIMIT_DEFAULTS)
     assert velro_settings._RATE_LIMIT_DEFAULTS["login_email"] == "5/min"
     assert velro_settings._RATE_LIMIT_DEFAULTS["login_ip"] == "20/min"

@@ -26,6 +26,8 @@ TARGETS = {
     "scale_deep_page",
     "page_plans_use_index",
     "queries_constant",
+    "session_check_indexed",
+    "session_check_cost",
     "post_throughput",
     "post_errors",
     "post_books",

@@ -168,6 +168,8 @@ def test_style_stacks(loaded):
     assert visibility == {"public": SPEC.public_stacks, "private": 4}
     assert not value(f"SELECT count(*) FROM public.style_stacks WHERE search_vector IS DISTINCT FROM ({SEARCH_VECTOR})")
     assert value("SELECT count(DISTINCT created_at) FROM public.style_stacks") == 44
+    # Every person has their devices signed in: the table the access-token check reads.
+    assert value("SELECT count(*) FROM auth.sessions") == SPEC.users * datasets.SESSIONS_PER_USER
     assert not value("SELECT count(*) FROM public.style_stacks WHERE version <> 1 OR parent_id IS NOT NULL")
     for document in StyleStack.objects.values_list("style", flat=True):
         validate_document(document)  # raises if invalid
@@ -179,7 +181,7 @@ def test_style_stacks(loaded):
 
 def test_specs_and_signature():
     assert datasets.signature(datasets.SPECS["1m"]) == (
-        "velro-bench v1 1m users=10000 heavy=60x10000 generations=1000000 stacks=100000"
+        "velro-bench v2 1m users=10000 heavy=60x10000 generations=1000000 stacks=100000"
     )
     for spec in datasets.SPECS.values():
         assert spec.heavy_users * spec.per_heavy <= spec.generations
