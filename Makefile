@@ -57,7 +57,8 @@ worker: migrate
 	$(MANAGE) run_worker
 
 # Production: gunicorn (gunicorn.conf.py) on HOST:PORT, static files by WhiteNoise.
-#   DEBUG=0 SECRET_KEY=<50+ random chars> ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=0 make serve
+#   DEBUG=0 SECRET_KEY=<50+ random chars> JWT_SIGNING_KEYS='<manage.py jwt_signing_key prints one>' \
+#   ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=0 make serve
 # (SECURE_SSL_REDIRECT=0 only to try it over plain http; behind a TLS proxy set
 # SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https instead.) Run workers with `make worker`.
 serve: migrate

@@ -3,6 +3,7 @@ command that runs checks) instead of letting the app run without its safety net.
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 
@@ -65,6 +66,34 @@ def check_media_storage(app_configs, **kwargs):
                 id="velro.E013",
             )
         ]
+    return []
+
+
+@register("velro")
+def check_jwt_keys(app_configs, **kwargs):
+    """Access tokens need their signing key (velro/jwt_keys.py). With ES256 and none
+    configured, production stops here rather than fall back to the shared secret (DEBUG
+    makes one in the data folder instead); keys that do not load stop it too."""
+    if settings.JWT_ALGORITHM == "ES256" and not settings.JWT_SIGNING_KEYS.strip():
+        if settings.JWT_DEV_KEYS_FILE:
+            return []  # made on first use
+        return [
+            Error(
+                "Access tokens are signed with ES256, but no signing key is configured.",
+                hint=(
+                    "Set JWT_SIGNING_KEYS (or JWT_SIGNING_KEYS_FILE) to a private key: `python manage.py "
+                    "jwt_signing_key` prints a new one. JWT_ALGORITHM=HS256 signs with the shared JWT secret "
+                    "instead (Supabase's legacy mode)."
+                ),
+                id="velro.E030",
+            )
+        ]
+    from velro import jwt_keys
+
+    try:
+        jwt_keys.key_set()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint="README, Supabase Auth's dialect: signing keys.", id="velro.E031")]
     return []
 
 

@@ -295,12 +295,42 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Access tokens' keys (velro/jwt_keys.py) -------------------------------------------
+# ES256 (the default): access tokens are signed with an EC P-256 private key named in
+# their header (kid), and the public keys are published at /auth/v1/.well-known/jwks.json,
+# so other services verify tokens without a shared secret. HS256: Supabase's legacy mode,
+# signed with the JWT secret (JWT_SIGNING_KEY, else SECRET_KEY), nothing published. The
+# API keys (anon, service_role) are HS256 with the JWT secret either way.
+JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="") or "ES256"
+if JWT_ALGORITHM not in ("ES256", "HS256"):
+    raise ImproperlyConfigured(f"JWT_ALGORITHM must be ES256 or HS256, not {JWT_ALGORITHM!r}.")
+# The private keys, inline in JWT_SIGNING_KEYS or in the file JWT_SIGNING_KEYS_FILE: JSON
+# (a JWK set {"keys": [...]}, a list of JWKs as GoTrue's GOTRUE_JWT_KEYS, or one JWK;
+# `manage.py jwt_signing_key` prints a new one) or PEM (e.g. from `openssl genpkey
+# -algorithm EC -pkeyopt ec_paramgen_curve:P-256`; inline, \n stands for a line break).
+# The FIRST signs; all verify and are published (public halves). kid: the JWK's own,
+# else its RFC 7638 thumbprint. Rotation (README): the new key second (published), then
+# first (signing), the old one removed after ACCESS_TOKEN_LIFETIME_MINUTES. Empty with
+# DEBUG: a key made once and kept in JWT_DEV_KEYS_FILE, so sessions outlive `make run`
+# restarts. Empty in production: system check velro.E030 stops the deploy.
+JWT_SIGNING_KEYS = env.str("JWT_SIGNING_KEYS", default="", multiline=True)
+if _jwt_keys_file := env.str("JWT_SIGNING_KEYS_FILE", default=""):
+    if JWT_SIGNING_KEYS:
+        raise ImproperlyConfigured("Set JWT_SIGNING_KEYS or JWT_SIGNING_KEYS_FILE, not both.")
+    try:
+        JWT_SIGNING_KEYS = Path(_jwt_keys_file).read_text()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"JWT_SIGNING_KEYS_FILE {_jwt_keys_file!r} cannot be read: {exc.strerror}.") from exc
+JWT_DEV_KEYS_FILE = VELRO_DATA_DIR / "jwt_signing_keys.json" if DEBUG else None
+
 # Access tokens carry Supabase-style claims (sub, role, email, exp, aud) so the same
-# claims feed request.jwt.claims and auth.uid() in the database.
+# claims feed request.jwt.claims and auth.uid() in the database. accounts/tokens.py signs
+# and verifies them with the keys above (simplejwt's own backend is not used).
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("ACCESS_TOKEN_LIFETIME_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("REFRESH_TOKEN_LIFETIME_DAYS", default=7)),
-    "ALGORITHM": "HS256",
+    "ALGORITHM": JWT_ALGORITHM,
+    # The JWT secret: signs the API keys, and the access tokens with HS256.
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY,
     "AUDIENCE": "authenticated",
     "USER_ID_FIELD": "id",

@@ -16,12 +16,14 @@ import time
 import pytest
 
 from tests.helpers import ROOT, database_url
+from velro.jwt_keys import new_private_jwk
 
 STRONG_KEY = secrets.token_urlsafe(48)  # 64 characters
 NO_SERVER_URL = "postgres://nobody@127.0.0.1:1/nothing"  # settings only parse it; nothing connects
 # Variables of ours that a developer's shell could set and that would change the outcome.
-OURS = ("SECURE_", "SESSION_COOKIE_", "CSRF_", "LOG_", "STATIC_ROOT", "GUNICORN_", "WEB_CONCURRENCY", "EMAIL_")
+OURS = ("SECURE_", "SESSION_COOKIE_", "CSRF_", "LOG_", "STATIC_ROOT", "GUNICORN_", "WEB_CONCURRENCY", "EMAIL_", "JWT_")
 MAIL = "smtp+tls://mailer:secret@smtp.example.com:587"
+JWT_KEY = json.dumps(new_private_jwk())  # production signs access tokens with its own key
 
 
 def prod_env(url: str = NO_SERVER_URL, **extra) -> dict:
@@ -33,6 +35,7 @@ def prod_env(url: str = NO_SERVER_URL, **extra) -> dict:
         "ALLOWED_HOSTS": "example.com",
         "DATABASE_URL": url,
         "EMAIL_URL": MAIL,
+        "JWT_SIGNING_KEYS": JWT_KEY,
         **extra,
     }
 
@@ -78,6 +81,9 @@ def test_check_deploy_is_clean_with_production_settings(db):
         ({"MEDIA_STORAGE": "gcs"}, "MEDIA_STORAGE must be local or s3"),
         ({"MEDIA_STORAGE": "s3", "MEDIA_URL_TTL": "604801"}, "MEDIA_URL_TTL must be at most 604800"),
         ({"MEDIA_URL_TTL": "0"}, "MEDIA_URL_TTL must be 1 or more"),
+        ({"JWT_ALGORITHM": "RS256"}, "JWT_ALGORITHM must be ES256 or HS256"),
+        ({"JWT_SIGNING_KEYS_FILE": "/nonexistent/jwt.pem"}, "JWT_SIGNING_KEYS or JWT_SIGNING_KEYS_FILE, not both"),
+        ({"JWT_SIGNING_KEYS": "", "JWT_SIGNING_KEYS_FILE": "/nonexistent/jwt.pem"}, "cannot be read"),
     ],
 )
 def test_bad_production_settings_are_refused(extra, message):
