@@ -10,8 +10,8 @@ This first part is the frame every endpoint shares:
 * errors in GoTrue's shape for clients that send ``X-Supabase-Api-Version``:
   ``{"code": "<error_code>", "message": "…"}`` with that header echoed, plus the legacy
   ``error_code``/``msg`` keys older clients read;
-* ``GET health``, ``GET settings`` and ``GET .well-known/jwks.json`` (no asymmetric
-  signing key yet: an empty set, as GoTrue answers with HS256);
+* ``GET health``, ``GET settings`` and ``GET .well-known/jwks.json`` (the public keys
+  that verify access tokens; an empty set with HS256, as GoTrue answers);
 * ``GET user``: the bearer's User object, in GoTrue's shape (``user_object``, which the
   sessions of the token endpoints will carry too).
 
@@ -34,6 +34,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from accounts.apikeys import api_key_role
 from accounts.models import Session, User
 from accounts.tokens import AccessToken, app_metadata
+from velro import jwt_keys
 
 API_VERSION = "2024-01-01"  # the X-Supabase-Api-Version whose error shape this serves
 
@@ -104,9 +105,11 @@ def settings_view(request):
 
 @require_GET
 def jwks(request):
-    """The public keys that verify access tokens: none while they are signed with the
-    shared HS256 secret (GoTrue answers the same). Public, like GoTrue's."""
-    return JsonResponse({"keys": []}, headers={"Cache-Control": "public, max-age=600"})
+    """The public keys that verify access tokens (velro/jwt_keys.py), signing key first,
+    each with its ``kid``: none when they are signed with the shared HS256 secret (GoTrue
+    answers the same). Public, like GoTrue's; caches may keep it 10 minutes, which is
+    why a new key is published before it signs (README)."""
+    return JsonResponse(jwt_keys.key_set().jwks(), headers={"Cache-Control": "public, max-age=600"})
 
 
 # --- the User object -------------------------------------------------------------------

@@ -5,9 +5,18 @@ One token for both surfaces: ``/auth/v1`` hands it out in its Session objects an
 ``/api/v1`` accepts it. It is minted for a session (accounts/sessions.py adds
 ``session_id``, ``aal`` and ``amr``) and works while that session exists. Refresh tokens
 are not JWTs: they are opaque and live in ``auth.refresh_tokens``.
+
+They are signed with this deployment's keys (velro/jwt_keys.py): ES256 with a ``kid``
+naming the key, or HS256 with the JWT secret in Supabase's legacy mode.
 """
 
-from rest_framework_simplejwt import tokens
+import jwt
+from django.utils.translation import gettext_lazy as _
+from rest_framework_simplejwt import backends, tokens
+from rest_framework_simplejwt.exceptions import TokenBackendError
+from rest_framework_simplejwt.settings import api_settings
+
+from velro import jwt_keys
 
 ROLE_CLAIM_VALUE = "authenticated"
 
@@ -22,7 +31,57 @@ def app_metadata(user) -> dict:
     return {"provider": "email", "providers": ["email"], **(user.raw_app_meta_data or {})}
 
 
+class TokenBackend(backends.TokenBackend):
+    """simplejwt's backend over a key set. With ES256 a token names the key that signed it
+    in its header (``kid``, which simplejwt does not write) and is checked with that key
+    and ES256 alone: no kid, an unknown one, or another ``alg`` (``none``, HS256 signed
+    with a public key) is refused. With HS256, simplejwt's own path with the JWT secret."""
+
+    def __init__(self, keys: jwt_keys.KeySet):
+        self.keys = keys
+        super().__init__(
+            keys.algorithm,
+            keys.signing.private_key if keys.signing else api_settings.SIGNING_KEY,
+            audience=api_settings.AUDIENCE,
+            issuer=api_settings.ISSUER,
+            leeway=api_settings.LEEWAY,
+            json_encoder=api_settings.JSON_ENCODER,
+        )
+
+    def get_verifying_key(self, token):
+        if self.keys.signing is None:
+            return super().get_verifying_key(token)
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as exc:
+            raise TokenBackendError(_("Token is invalid")) from exc
+        key = self.keys.verifying_key(kid)
+        if key is None:
+            raise TokenBackendError(_("Token is invalid"))
+        return key
+
+    def encode(self, payload: dict) -> str:
+        if self.keys.signing is None:
+            return super().encode(payload)
+        claims = dict(payload)
+        if self.audience is not None:
+            claims["aud"] = self.audience
+        if self.issuer is not None:
+            claims["iss"] = self.issuer
+        return jwt.encode(
+            claims,
+            self.prepared_signing_key,
+            algorithm=self.algorithm,
+            headers={"kid": self.keys.signing.kid},
+            json_encoder=self.json_encoder,
+        )
+
+
 class AccessToken(tokens.AccessToken):
+    def get_token_backend(self):
+        # Built from the current settings each time (cheap: the keys are parsed once).
+        return TokenBackend(jwt_keys.key_set())
+
     @classmethod
     def for_user(cls, user):
         token = super().for_user(user)

@@ -4,6 +4,7 @@ the admin), an API client, and helpers to run SQL as the API roles."""
 import contextlib
 import json
 
+import jwt
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -11,13 +12,23 @@ from rest_framework.test import APIClient
 from accounts.models import Session
 from accounts.sessions import access_token_for
 from tests.factories import UserFactory
+from velro.jwt_keys import key_set, new_private_jwk
 from velro.rls import transaction_role
+
+# One ES256 key signs the run's access tokens, whatever .env or the data folder hold.
+TEST_JWT_KEYS = json.dumps({"keys": [new_private_jwk()]})
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     # Tests only: the real hasher costs ~0.3 s per password.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _test_jwt_keys(settings):
+    settings.JWT_ALGORITHM = "ES256"
+    settings.JWT_SIGNING_KEYS = TEST_JWT_KEYS
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +79,12 @@ def bearer(user) -> dict:
     gives, without recording a sign-in (tests compare stored data around requests)."""
     access, _ = access_token_for(user, Session.objects.create(user=user))
     return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
+
+
+def signed(claims: dict) -> str:
+    """``claims`` signed as the app signs access tokens: the run's ES256 key, named by kid."""
+    key = key_set().signing
+    return jwt.encode(claims, key.private_key, algorithm="ES256", headers={"kid": key.kid})
 
 
 @pytest.fixture

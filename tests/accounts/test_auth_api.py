@@ -2,11 +2,11 @@
 
 import jwt
 import pytest
-from django.conf import settings
 
 from accounts.models import Profile, User
 from credits.models import CreditTransaction
 from tests.factories import PASSWORD
+from velro.jwt_keys import key_set
 
 
 def register(api, **body):
@@ -29,9 +29,8 @@ class TestRegister:
             "current_plan": "free",
             "created_at": body["user"]["created_at"],
         }
-        claims = jwt.decode(
-            body["access"], settings.SIMPLE_JWT["SIGNING_KEY"], algorithms=["HS256"], audience="authenticated"
-        )
+        public_key = key_set().signing.public_key
+        claims = jwt.decode(body["access"], public_key, algorithms=["ES256"], audience="authenticated")
         assert (claims["sub"], claims["role"], claims["email"]) == (str(user.pk), "authenticated", user.email)
         assert claims["exp"] > claims["iat"]
         assert user.check_password(PASSWORD)

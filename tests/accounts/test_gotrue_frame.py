@@ -1,5 +1,6 @@
 """``/auth/v1``'s frame (issue 16): the API keys, GoTrue's error shape, health, settings,
-JWKS, CORS for the front end's origins, and ``manage.py supabase_keys``."""
+CORS for the front end's origins, and ``manage.py supabase_keys`` (the JWKS:
+test_jwt_keys.py)."""
 
 import io
 
@@ -55,12 +56,6 @@ def test_health_and_settings_with_either_key_header(client, keys):
     body = settings.json()
     assert body["external"]["email"] is True and body["external"]["phone"] is False
     assert body["disable_signup"] is False and body["saml_enabled"] is False
-
-
-def test_jwks_is_public_and_empty_while_tokens_are_hs256(client):
-    response = client.get("/auth/v1/.well-known/jwks.json")
-    assert response.status_code == 200 and response.json() == {"keys": []}
-    assert response["Cache-Control"] == "public, max-age=600"
 
 
 def test_an_unknown_auth_path_is_a_gotrue_404(client, keys):
@@ -120,9 +115,8 @@ def test_get_user_answers_the_bearers_user_object_in_gotrues_shape(client, keys,
 
 def test_get_user_refuses_what_gotrue_refuses(client, keys, alice):
     import jwt as pyjwt
-    from django.conf import settings
 
-    from tests.conftest import bearer
+    from tests.conftest import bearer, signed
 
     anon = keys["SUPABASE_ANON_KEY"]
 
@@ -134,10 +128,8 @@ def test_get_user_refuses_what_gotrue_refuses(client, keys, alice):
     assert get(HTTP_AUTHORIZATION=f"Bearer {anon}") == (403, "bad_jwt")  # the key: no sub
     forged = pyjwt.encode({"sub": str(alice.pk), "role": "authenticated"}, "not-the-secret" * 4, algorithm="HS256")
     assert get(HTTP_AUTHORIZATION=f"Bearer {forged}") == (403, "bad_jwt")
-    expired = pyjwt.encode(
-        {"sub": str(alice.pk), "role": "authenticated", "aud": "authenticated", "exp": 1, "token_type": "access"},
-        settings.SIMPLE_JWT["SIGNING_KEY"],
-        algorithm="HS256",
+    expired = signed(
+        {"sub": str(alice.pk), "role": "authenticated", "aud": "authenticated", "exp": 1, "token_type": "access"}
     )
     assert get(HTTP_AUTHORIZATION=f"Bearer {expired}") == (403, "bad_jwt")
     token = bearer(alice)

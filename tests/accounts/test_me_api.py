@@ -4,9 +4,9 @@ import datetime
 
 import jwt
 import pytest
-from django.conf import settings
 
 from accounts.models import Profile, User
+from tests.conftest import signed
 
 
 def test_anonymous_is_a_401(db, api):
@@ -124,20 +124,19 @@ def token(user, **overrides):
     ["wrong-signature", "alg-none", "expired", "service-role", "wrong-audience", "unknown-user"],
 )
 def test_bad_tokens_are_a_401(alice, api, case):
-    key = settings.SIMPLE_JWT["SIGNING_KEY"]
     claims = token(alice)
     if case == "wrong-signature":
         raw = jwt.encode(claims, "not-the-key-not-the-key-not-the-key!", algorithm="HS256")
     elif case == "alg-none":
         raw = jwt.encode(claims, None, algorithm="none")
     elif case == "expired":
-        raw = jwt.encode(token(alice, exp=1), key, algorithm="HS256")
+        raw = signed(token(alice, exp=1))
     elif case == "service-role":
-        raw = jwt.encode(token(alice, role="service_role"), key, algorithm="HS256")
+        raw = signed(token(alice, role="service_role"))
     elif case == "wrong-audience":
-        raw = jwt.encode(token(alice, aud="someone-else"), key, algorithm="HS256")
+        raw = signed(token(alice, aud="someone-else"))
     else:
-        raw = jwt.encode(token(alice, sub="00000000-0000-0000-0000-000000000001"), key, algorithm="HS256")
+        raw = signed(token(alice, sub="00000000-0000-0000-0000-000000000001"))
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     response = api.get("/api/v1/me")
     assert response.status_code == 401, response.content
