@@ -10,9 +10,10 @@ practical upper bound for this stack: ``make bench`` serves it next to the Djang
 
 What it reproduces, because the JSON must match:
 
-* simplejwt's checks on the access token (HS256, audience, ``exp``, ``jti``,
-  ``token_type`` "access", ``role`` "authenticated") and the claims
-  ``velro.rls.claims_for`` publishes in ``request.jwt.claims``;
+* simplejwt's checks on the access token (the signature: ES256 by the key its ``kid``
+  names in the app's published JWKS, or HS256 with the shared secret in the legacy
+  mode; audience, ``exp``, ``jti``, ``token_type`` "access", ``role`` "authenticated")
+  and the claims ``velro.rls.claims_for`` publishes in ``request.jwt.claims``;
 * DRF's ``CursorPagination``: the cursor's base64 querystring (``o``/``r``/``p``), the
   position ``str(created_at)``, the offset for rows that share a position, the next and
   previous links built from ``request.build_absolute_uri()`` with
@@ -31,7 +32,9 @@ inactive user's still-valid token, or one of an ended session, is served here, a
 indent=``.
 
 Configuration, read on the first request: ``BASELINE_DATABASE_URL`` (libpq URL or
-conninfo), ``BASELINE_JWT_KEY`` (the HS256 key; falls back to ``JWT_SIGNING_KEY``,
+conninfo), ``BASELINE_JWT_JWKS`` (the public keys, as ``/auth/v1/.well-known/jwks.json``
+serves them: tokens are ES256, verified by the key their ``kid`` names), else, with no
+keys there, ``BASELINE_JWT_KEY`` (the HS256 secret; falls back to ``JWT_SIGNING_KEY``,
 then ``SECRET_KEY``), ``BASELINE_JWT_AUDIENCE`` (default "authenticated"),
 ``BASELINE_MEDIA_URL`` (default "/media/"), ``BASELINE_SECRET_KEY`` (signs media links;
 falls back to ``SECRET_KEY``), ``MEDIA_URL_TTL`` (default 3600), ``BASELINE_PREPARE_THRESHOLD`` (psycopg's
@@ -371,6 +374,7 @@ class Baseline:
         self,
         database_url: str | None = None,
         jwt_key: str | None = None,
+        jwks: str | None = None,
         audience: str | None = None,
         media_url: str | None = None,
         prepare_threshold: int | None = None,
@@ -379,6 +383,7 @@ class Baseline:
         self._given = {
             "database_url": database_url,
             "jwt_key": jwt_key,
+            "jwks": jwks,
             "audience": audience,
             "media_url": media_url,
             "prepare_threshold": prepare_threshold,
@@ -396,11 +401,13 @@ class Baseline:
         self.database_url = given["database_url"] or env.get("BASELINE_DATABASE_URL", "")
         if not self.database_url:
             raise RuntimeError("Set BASELINE_DATABASE_URL (a libpq URL or conninfo string).")
+        jwks = json.loads(given["jwks"] or env.get("BASELINE_JWT_JWKS") or '{"keys": []}')
+        self.jwt_keys = {key.key_id: key.key for key in jwt.PyJWKSet.from_dict(jwks).keys} if jwks["keys"] else {}
         self.jwt_key = (
             given["jwt_key"] or env.get("BASELINE_JWT_KEY") or env.get("JWT_SIGNING_KEY") or env.get("SECRET_KEY")
         )
-        if not self.jwt_key:
-            raise RuntimeError("Set BASELINE_JWT_KEY (the HS256 key the app signs access tokens with).")
+        if not self.jwt_keys and not self.jwt_key:
+            raise RuntimeError("Set BASELINE_JWT_JWKS (the app's public keys) or BASELINE_JWT_KEY (its HS256 secret).")
         self.audience = given["audience"] or env.get("BASELINE_JWT_AUDIENCE") or "authenticated"
         media_url = given["media_url"] or env.get("BASELINE_MEDIA_URL") or "/media/"
         self.media_url = media_url if media_url.endswith("/") else media_url + "/"
@@ -506,10 +513,16 @@ class Baseline:
                 "Authorization header must contain two space-delimited values", "bad_authorization_header"
             )
         try:
+            if self.jwt_keys:  # ES256: only by the key the token names
+                key, algorithm = self.jwt_keys.get(jwt.get_unverified_header(parts[1]).get("kid")), "ES256"
+                if key is None:
+                    raise jwt.InvalidTokenError("no such key")
+            else:
+                key, algorithm = self.jwt_key, "HS256"
             payload = jwt.decode(
                 parts[1],
-                self.jwt_key,
-                algorithms=["HS256"],
+                key,
+                algorithms=[algorithm],
                 audience=self.audience,
                 options={"verify_aud": True, "verify_signature": True},
             )

@@ -48,6 +48,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from bench import datasets
+from velro import jwt_keys
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 TX_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "ROLLBACK TO")
@@ -618,10 +619,16 @@ class Bench:
             self.probe[key] = self.probe_database(key)
 
         secret = secrets.token_urlsafe(48)
+        # The servers verify the access tokens minted here: they are given this process's
+        # keys (the app: the private ones; the baseline: the JWKS the app publishes).
+        keys = jwt_keys.key_set()
         common = {
             "DEBUG": "0",
             "SECRET_KEY": secret,
             "JWT_SIGNING_KEY": settings.SIMPLE_JWT["SIGNING_KEY"],
+            "JWT_ALGORITHM": keys.algorithm,
+            "JWT_SIGNING_KEYS": keys.source,
+            "JWT_SIGNING_KEYS_FILE": "",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "0",
             "GUNICORN_MAX_REQUESTS": "0",  # no worker recycling in the middle of a measurement
@@ -647,6 +654,7 @@ class Bench:
                     **common,
                     "BASELINE_DATABASE_URL": psycopg.conninfo.make_conninfo(**connection_kwargs(self.db["large"])),
                     "BASELINE_JWT_KEY": settings.SIMPLE_JWT["SIGNING_KEY"],
+                    "BASELINE_JWT_JWKS": json.dumps(keys.jwks()),
                 },
                 self.workdir, "/api/v1/generations", 401,
             ),

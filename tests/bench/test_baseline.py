@@ -10,7 +10,9 @@ import json
 from urllib.parse import urlsplit
 from wsgiref.util import setup_testing_defaults
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from rest_framework.test import APIClient
 
@@ -21,6 +23,7 @@ from generations.models import AIModel, Generation
 from projects.models import Project
 from tests.factories import UserFactory
 from tests.helpers import database_url
+from velro.jwt_keys import key_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,8 +62,10 @@ class FrozenClock:
 def baseline(transactional_db, monkeypatch):
     monkeypatch.setattr("velro.media_links.time", FrozenClock)
     monkeypatch.setattr("bench.baseline.time", FrozenClock)
+    # As bench/runner.py configures it: the app's published keys, and its secret for HS256.
     app = Baseline(
         database_url=database_url(),
+        jwks=json.dumps(key_set().jwks()),
         jwt_key=settings.SIMPLE_JWT["SIGNING_KEY"],
         media_url=settings.MEDIA_URL,
         secret_key=settings.SECRET_KEY,
@@ -240,11 +245,19 @@ def test_someone_else_sees_none_of_it(baseline, people):
 
 @pytest.mark.parametrize(
     "token",
-    [None, "not-a-jwt", "expired", "refresh-role"],
+    [None, "not-a-jwt", "expired", "refresh-role", "another-key", "hs256-secret"],
 )
 def test_no_valid_token_is_a_401(baseline, people, token):
     alice, _ = people
-    if token == "expired":
+    if token in ("another-key", "hs256-secret"):
+        real = token_for(alice)
+        claims = jwt.decode(real, options={"verify_signature": False})
+        if token == "another-key":  # naming our key
+            kid = jwt.get_unverified_header(real)["kid"]
+            token = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": kid})
+        else:  # the legacy mode's signature, while tokens are ES256
+            token = jwt.encode(claims, settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS256")
+    elif token == "expired":
         access = AccessToken(session_start(alice).access_token)
         access.set_exp(lifetime=-dt.timedelta(seconds=5))
         token = str(access)
@@ -255,6 +268,20 @@ def test_no_valid_token_is_a_401(baseline, people, token):
     assert body["code"] in ("not_authenticated", "token_not_valid")
     assert both.last["headers"]["WWW-Authenticate"] == 'Bearer realm="api"'
     assert both.last["headers"]["X-Query-Count"] == "0"
+
+
+@pytest.fixture
+def legacy_hs256(settings):
+    settings.JWT_ALGORITHM = "HS256"
+
+
+def test_legacy_hs256_tokens_are_verified_with_the_secret(legacy_hs256, baseline, people):
+    alice, _ = people
+    token = token_for(alice)
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    assert [row["id"] for row in Both(baseline, token).get("page_size=3")["results"]] == [
+        str(pk) for pk in Generation.objects.filter(user=alice).values_list("pk", flat=True)[:3]
+    ]
 
 
 def test_only_the_list_is_served(baseline, people):
