@@ -150,6 +150,9 @@ def build_config(log_format: str = "plain", level: str = "INFO", *, gunicorn: bo
             # "Adding tasks from blueprint" at every process start (procrastinate's
             # Django app), on the stdout of every manage.py command.
             "procrastinate.blueprints": {"level": "WARNING"},
+            # "Registering task … to run periodically" likewise (accounts/tasks.py), which
+            # would land in the output of `manage.py jwt_signing_key` and the like.
+            "procrastinate.periodic": {"level": "WARNING"},
         },
     }
     if gunicorn:
