@@ -36,6 +36,7 @@ from accounts.gotrue_flows import (
     email_field,
     gotrue_view,
     json_body,
+    merged_metadata,
     text_field,
 )
 from accounts.models import User
@@ -153,17 +154,6 @@ def _has_nul(value) -> bool:
     return False
 
 
-def _merged(current: dict | None, updates: dict) -> dict:
-    """GoTrue's metadata update: key by key, and ``null`` deletes the key."""
-    merged = dict(current or {})
-    for key, value in updates.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _refuse_unsupported(body: dict) -> None:
     for name in UNSUPPORTED:
         if body.get(name):
@@ -247,7 +237,7 @@ def _create(body: dict) -> User:
         user = services.user_register(email=email, password=password, metadata=user_meta)
     except ValidationError:  # registered meanwhile
         raise Refused(422, "email_exists", EMAIL_EXISTS) from None
-    user.raw_app_meta_data = _merged({}, app_meta or {})
+    user.raw_app_meta_data = merged_metadata({}, app_meta or {})
     user.email_confirmed_at = timezone.now() if confirm else None
     user.save(update_fields=["raw_app_meta_data", "email_confirmed_at"])
     if ban is not _KEEP:
@@ -278,10 +268,10 @@ def _update(user_id: str, body: dict) -> User:
         user.email_confirmed_at = timezone.now()
         changed.append("email_confirmed_at")
     if user_meta is not None:
-        user.raw_user_meta_data = _merged(user.raw_user_meta_data, user_meta)
+        user.raw_user_meta_data = merged_metadata(user.raw_user_meta_data, user_meta)
         changed.append("raw_user_meta_data")
     if app_meta is not None:
-        user.raw_app_meta_data = _merged(user.raw_app_meta_data, app_meta)
+        user.raw_app_meta_data = merged_metadata(user.raw_app_meta_data, app_meta)
         changed.append("raw_app_meta_data")
     if password is not None:
         check_password_strength(password, user)

@@ -305,18 +305,23 @@ def user_view(request):
     return JsonResponse(user_object(user))
 
 
+def merged_metadata(current: dict | None, updates: dict) -> dict:
+    """GoTrue's metadata update: key by key, and ``null`` deletes the key."""
+    merged = dict(current or {})
+    for key, value in updates.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _update_user(request, user: User, session_id, body: dict) -> User:
     data = body.get("data")
     if data is not None:
         if not isinstance(data, dict):
             raise Refused(400, "validation_failed", "data must be an object")
-        meta = dict(user.raw_user_meta_data or {})
-        for key, value in data.items():
-            if value is None:
-                meta.pop(key, None)
-            else:
-                meta[key] = value
-        user.raw_user_meta_data = meta
+        user.raw_user_meta_data = merged_metadata(user.raw_user_meta_data, data)
         user.save(update_fields=["raw_user_meta_data"])
     if body.get("password") is not None:
         password = text_field(body, "password")
