@@ -187,3 +187,19 @@ def test_changing_email_needs_both_addresses(app, smtp, worker):
     assert done.user.email == "maya@new.example"
     assert User.objects.get().email == "maya@new.example"
     assert User.objects.get().profile.email == "maya@new.example"
+
+
+def test_recovering_a_password_by_the_emailed_link(app, smtp, worker):
+    """The link, as a browser opens it: supabase-py started a PKCE flow, so the link lands
+    on redirect_to with ?code=, which the same client trades for a session."""
+    client(app).auth.sign_up({"email": "maya@example.com", "password": PASSWORD})
+    device = client(app)
+    device.auth.reset_password_for_email("maya@example.com", {"redirect_to": "http://front.test/reset"})
+    (message,) = inbox_for(smtp, worker, "maya@example.com")
+    landed = httpx.get(link_in(message))
+    assert landed.status_code == 303
+    code = re.fullmatch(r"http://front\.test/reset\?code=(\S+)", landed.headers["location"]).group(1)
+    session = device.auth.exchange_code_for_session({"auth_code": code}).session
+    device.auth.update_user({"password": NEW_PASSWORD})
+    assert me(app, session.access_token).status_code == 200
+    assert client(app).auth.sign_in_with_password({"email": "maya@example.com", "password": NEW_PASSWORD}).session
