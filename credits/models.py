@@ -56,6 +56,16 @@ class CreditTransaction(models.Model):
         related_name="+",
         help_text="The staff member or user who caused this change; empty for the system.",
     )
+    # What the row answers for when an outside event caused it ("order:<id>",
+    # "invoice:<in_…>", "refund:<ch_…>:<amount>"): unique, so a webhook delivered twice,
+    # replayed or raced cannot move a balance twice (billing).
+    reference = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="What this row answers for (an order, an invoice, a refund); unique when set.",
+    )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
@@ -80,6 +90,8 @@ class CreditTransaction(models.Model):
                 condition=models.Q(type="refund"),
                 name="credit_tx_one_refund_per_generation",
             ),
+            # One ledger row per outside event (billing's grants and take-backs).
+            models.UniqueConstraint(fields=["reference"], name="credit_tx_reference_unique"),
             # At most one sign-up bonus per person, whatever races the triggers see.
             models.UniqueConstraint(
                 fields=["user"],
