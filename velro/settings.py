@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "generations",
     "stylestacks",
     # Above the domain apps: each reads several of them.
+    "billing",
     "health",
     "demo",
     "bench",

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import FlowState, OneTimeToken
 from accounts.sessions import session_start
+from billing.models import CreditPack, Order, Plan, StripeCustomer, StripeEvent
 from generations.models import AIModel, WebhookDelivery
 from generations.services import generation_create
 from projects.services import project_create
@@ -96,6 +97,25 @@ QUEUE = {
 # Sign-in secrets (refresh tokens, emailed tokens, PKCE flows): the owner's (the app)
 # and the service side's, as the task queue's.
 SECRETS = QUEUE
+
+# fmt: off
+# Billing's catalog (packs, plans): everyone reads the active rows; staff edit them.
+CATALOG = {
+    #          anon      owner     other     editor viewer staff  service_role
+    "select": ("public", "public", "public", NA,    NA,    "all", "all"),
+    "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "denied"),
+    "update": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
+    "delete": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
+}
+# Stripe's events and customers: the service side records them and never deletes.
+SERVICE_RECORDS = {
+    #          anon      owner     other     editor viewer staff  service_role
+    "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+    "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "ok"),
+    "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+    "delete": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
+}
+# fmt: on
 
 # fmt: off
 MATRIX = {
@@ -193,6 +213,19 @@ MATRIX = {
         "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
         "delete": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
     },
+    # Billing: the catalog is everyone's (active rows), changed by staff only; a person
+    # reads their own orders; checkout and Stripe's webhooks write as the service side.
+    "public.billing_credit_packs": CATALOG,
+    "public.billing_plans": CATALOG,
+    "public.billing_orders": {
+        #          anon      owner     other     editor viewer staff  service_role
+        "select": ("denied", "own",    "none",   NA,    NA,    "all", "all"),
+        "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "ok"),
+        "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+        "delete": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
+    },
+    "public.billing_stripe_events": SERVICE_RECORDS,
+    "public.billing_stripe_customers": SERVICE_RECORDS,
     # The rate-limit counters (Django's database cache): the app writes them as the owner.
     "public.cache_entries": {
         #          anon      owner     other     editor viewer staff  service_role
@@ -353,6 +386,33 @@ TABLES = {
         "sort_order) VALUES ('matrix-new', 'New', 'general', '', '', 'x', '{}', '{}', 'beginner', '{}', '', true, "
         "false, 0, 0) RETURNING true",
     ),
+    "public.billing_credit_packs": Table(
+        words={"public": "active"},
+        insert="INSERT INTO public.billing_credit_packs (slug, name, credits, price, currency, stripe_price_id, "
+        "active, sort_order) VALUES ('matrix-new', 'New', 1000000, 1, 'usd', '', true, 0) RETURNING true",
+    ),
+    "public.billing_plans": Table(
+        words={"public": "active"},
+        prepare="DELETE FROM public.billing_plans WHERE slug = 'basic'",
+        insert="INSERT INTO public.billing_plans (slug, name, monthly_price, currency, monthly_credits, "
+        "stripe_price_id, active, sort_order) VALUES ('basic', 'Free lunch', 0, 'usd', 1000000, '', true, 0) "
+        "RETURNING true",
+    ),
+    "public.billing_orders": Table(
+        scope=f"user_id IN {PEOPLE}",
+        words=OWNED,
+        insert="INSERT INTO public.billing_orders (user_id, kind, pack_id, state, amount, currency, credits) "
+        "VALUES (%(alice)s, 'pack', %(pack)s, 'paid', 1, 'usd', 1000000) RETURNING true",
+    ),
+    "public.billing_stripe_events": Table(
+        insert="INSERT INTO public.billing_stripe_events (id, type, outcome) VALUES ('evt_matrix_new', 'x', 'applied') "
+        "RETURNING true",
+    ),
+    "public.billing_stripe_customers": Table(
+        key="user_id",
+        insert="INSERT INTO public.billing_stripe_customers (user_id, customer_id) VALUES (%(alice)s, 'cus_new') "
+        "RETURNING true",
+    ),
     "public.cache_entries": Table(
         key="cache_key",
         insert="INSERT INTO public.cache_entries (cache_key, value, expires) VALUES ('matrix-new', '', now()) "
@@ -453,6 +513,13 @@ def world(alice, bob):
     StylePreset.objects.create(slug="matrix-active", name="Active", style=NOIR)
     StylePreset.objects.create(slug="matrix-inactive", name="Inactive", style=NOIR, is_active=False)
     WebhookDelivery.objects.create(provider="matrix", signature="sig-matrix")
+    pack = CreditPack.objects.get(slug="starter")
+    Plan.objects.filter(slug="pro").update(active=False)
+    CreditPack.objects.create(slug="matrix-inactive", name="Inactive", credits=1, price=1, active=False)
+    for owner in (alice, zed):
+        Order.objects.create(user=owner, kind="pack", pack=pack, amount=500, currency="usd", credits=500)
+    StripeCustomer.objects.create(user=zed, customer_id="cus_zed")
+    StripeEvent.objects.create(id="evt_matrix", type="checkout.session.completed", outcome="applied")
 
     permission, other_permission = Permission.objects.order_by("id")[:2]
     group = Group.objects.create(name="matrix")
@@ -499,6 +566,7 @@ def world(alice, bob):
             "content_type": content_type.pk,
             "job": job,
             "session": sessions["alice"].pk,
+            "pack": pack.pk,
         },
     }
 

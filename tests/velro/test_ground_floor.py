@@ -18,6 +18,7 @@ UPPER_APPS = {
     "generations",
     "stylestacks",
     "credits",
+    "billing",
     "bench",
     "demo",
     "health",
