@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("generations.urls")),
     path("", include("credits.urls")),
     path("", include("stylestacks.urls")),
+    path("", include("billing.urls")),
     path("", include("health.urls")),
     path("schema", SchemaView.as_view(), name="schema"),
     path("docs", SwaggerView.as_view(url_name="schema"), name="docs"),

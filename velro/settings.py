@@ -293,6 +293,7 @@ SPECTACULAR_SETTINGS = {
         "StackCategoryEnum": "stylestacks.models.STACK_CATEGORY_CHOICES",
         "ProjectVisibilityEnum": "projects.models.Project.Visibility",
         "StackVisibilityEnum": "stylestacks.models.StyleStack.Visibility",
+        "PlanSlugEnum": "billing.models.PLAN_SLUG_CHOICES",
     },
 }
 
@@ -365,6 +366,25 @@ FAL_TIMEOUT = env.float("FAL_TIMEOUT", default=300.0)
 # Shared secret of provider webhooks (HMAC-SHA256, see generations/webhooks.py).
 WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
 WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid
+
+# --- Billing (Stripe; billing/, README "Billing") -----------------------------------
+# No secret key: packs and plans are still listed, checkout and the portal answer 503
+# billing_not_configured. STRIPE_WEBHOOK_SECRET (whsec_…) verifies Stripe-Signature on
+# POST /api/v1/billing/stripe/webhook; without it every delivery is refused.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Where stripe-python sends API calls: Stripe's own by default, a local fake in tests.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="") or "https://api.stripe.com"
+STRIPE_WEBHOOK_TOLERANCE = 300  # seconds; stripe-python's own default
+STRIPE_MAX_NETWORK_RETRIES = 2  # stripe-python retries idempotent-keyed calls safely
+# Where Stripe Checkout sends the person back ({CHECKOUT_SESSION_ID} is filled by Stripe).
+BILLING_SUCCESS_URL = (
+    env.str("BILLING_SUCCESS_URL", default="")
+    or "http://localhost:3000/billing/success?session_id={CHECKOUT_SESSION_ID}"
+)
+BILLING_CANCEL_URL = env.str("BILLING_CANCEL_URL", default="") or "http://localhost:3000/billing/cancel"
+# Where Stripe's billing portal sends the person back.
+BILLING_PORTAL_RETURN_URL = env.str("BILLING_PORTAL_RETURN_URL", default="") or BILLING_CANCEL_URL
 
 # Uploaded reference images and generated outputs (Django's storage).
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default="") or VELRO_DATA_DIR / "media")

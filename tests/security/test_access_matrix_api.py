@@ -67,6 +67,7 @@ BODIES = {
     "PATCH projects/{public}": {"name": "Renamed"},
     "POST generations": {"ai_model": "fal-ai/flux/schnell", "prompt": "a lighthouse"},
     "POST webhooks/fal": {"generation_id": "{generation}", "status": "OK"},
+    "POST billing/checkout": {"pack": "starter"},
     "POST style-stacks": {"name": "New stack"},
     "POST style-stacks/from-preset": {"preset": "{preset}"},
     "PUT style-stacks/{stack}": {"name": "Renamed", "style": NEON},
@@ -139,6 +140,14 @@ MATRIX = {
     "DELETE style-stacks/{stack}/invites/{invite}":      (401, 204,  404,  404,   404,   404),
     "GET presets":                                       (200, 200,  200,  NA,    NA,    200),
     "GET presets/{preset}":                              (200, 200,  200,  NA,    NA,    200),
+    "GET billing/packs":                                 (200, 200,  200,  NA,    NA,    200),
+    "GET billing/plans":                                 (200, 200,  200,  NA,    NA,    200),
+    "GET billing/orders":                                (401, 200,  200,  NA,    NA,    200),
+    # No STRIPE_SECRET_KEY in tests: refused as not configured, after authentication.
+    "POST billing/checkout":                             (401, 503,  503,  NA,    NA,    503),
+    "POST billing/portal":                               (401, 503,  503,  NA,    NA,    503),
+    # A user's token is no Stripe signature: 400, as Stripe expects for a bad one.
+    "POST billing/stripe/webhook":                       (400, 400,  400,  NA,    NA,    400),
     "GET health":                                        (200, 200,  200,  NA,    NA,    200),
     "GET health/report":                                 (401, 403,  403,  NA,    NA,    200),
     "GET schema":                                        (200, 200,  200,  NA,    NA,    200),

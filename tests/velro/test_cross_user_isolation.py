@@ -16,6 +16,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from accounts.models import Profile, Session
+from billing.models import CreditPack, Order
 from credits.models import CreditTransaction
 from credits.services import credits_grant
 from generations.models import AIModel, Generation
@@ -78,6 +79,10 @@ def world(alice, bob):
     alice_public_stack = stylestack_create(user=alice, name="Alice public stack", visibility="public")
     bob_stack = stylestack_create(user=bob, name="Bob stack")
     StylePreset.objects.create(slug=PRESET, name="Isolation noir", style=style("noir"), tags=["noir"])
+    starter = CreditPack.objects.get(slug="starter")
+    alice_order = Order.objects.create(
+        user=alice, kind="pack", pack=starter, amount=500, currency="usd", credits=500, checkout_session_id="cs_alice"
+    )
 
     ids = {
         "private": str(private.pk),
@@ -113,6 +118,8 @@ def world(alice, bob):
             "pending@example.com",
             str(unlisted.pk),
             "Alice's phone",
+            str(alice_order.pk),
+            "cs_alice",
         },
         "bob_projects": [str(bob_public.pk), str(bob_private.pk)],
         "bob_public": str(bob_public.pk),
@@ -134,6 +141,7 @@ def snapshot(user) -> dict:
         "invites": list(StackInvite.objects.filter(stack__user=user).order_by("pk").values()),
         "versions": list(StyleStackVersion.objects.filter(stack__user=user).order_by("pk").values()),
         "sessions": list(Session.objects.filter(user=user).order_by("pk").values()),
+        "orders": list(Order.objects.filter(user=user).order_by("pk").values()),
     }
 
 
@@ -330,6 +338,14 @@ def the_preset(world, body):
     assert (body["slug"], body["name"]) == (PRESET, "Isolation noir")
 
 
+def packs_listed(world, body):
+    assert [item["slug"] for item in body] == ["starter", "creator", "studio"]
+
+
+def plans_listed(world, body):
+    assert [item["slug"] for item in body] == ["free", "basic", "pro"]
+
+
 def bobs_renamed_profile(world, body):
     assert (body["id"], body["full_name"]) == (str(world["bob"].pk), "Bob Renamed")
 
@@ -368,6 +384,14 @@ LIST_CASES = [
     Case("get", "style-stacks/schema", status=200, check=the_style_schema),
     Case("get", "presets?page_size=100", status=200, check=presets_listed),
     Case("get", f"presets/{PRESET}", status=200, check=the_preset),
+    # Billing: everyone's catalog; bob's orders (none); without a Stripe key checkout and
+    # the portal are refused before anything is written.
+    Case("get", "billing/packs", status=200, check=packs_listed),
+    Case("get", "billing/plans", status=200, check=plans_listed),
+    Case("get", "billing/orders", status=200, check=nothing),
+    Case("get", "billing/orders?state=pending", status=200, check=nothing),
+    Case("post", "billing/checkout", {"pack": "starter"}, status=503),
+    Case("post", "billing/portal", status=503),
     # The database health report is for staff; bob is not.
     Case("get", "health/report", status=403),
 ]
@@ -438,6 +462,7 @@ EXEMPT = {
     "/api/v1/models": "ai-model-list",
     "/api/v1/models/fal-ai/flux/dev": "ai-model-detail",
     "/api/v1/webhooks/fal": "provider-webhook",
+    "/api/v1/billing/stripe/webhook": "stripe-webhook",  # Stripe's signature, no person
     "/api/v1/health": "health",  # liveness: ok / unreachable, nobody's data
     "/api/v1/schema": "schema",  # the OpenAPI description and its two UIs
     "/api/v1/docs": "docs",
