@@ -1,8 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.models import CreditPack, Order, Plan, StripeCustomer, StripeEvent
+from billing.services import order_refund
+from velro.exceptions import ApplicationError
 
 
 @admin.register(CreditPack)
@@ -61,6 +64,18 @@ class OrderAdmin(admin.ModelAdmin):
     ]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    actions = ["refund"]
+
+    @admin.action(description="Refund in Stripe (the webhook then takes the credits back)")
+    def refund(self, request, queryset):
+        for order in queryset.select_related("pack"):
+            try:
+                refund_id = order_refund(order=order)
+            except (ValidationError, ApplicationError) as exc:
+                message = exc.messages[0] if isinstance(exc, ValidationError) else exc.message
+                self.message_user(request, f"{order.pk}: {message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{order.pk}: refund {refund_id} requested.", messages.SUCCESS)
 
     def has_add_permission(self, request):
         return False

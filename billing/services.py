@@ -134,6 +134,25 @@ def portal_create(*, user) -> str:
     return session.url
 
 
+def order_refund(*, order: Order) -> str:
+    """Ask Stripe to refund a paid pack order in full (the admin's action). Changes no
+    credits: Stripe's ``charge.refunded`` webhook takes them back, as for a refund made
+    in Stripe's dashboard. Returns the refund id. Raises ``ValidationError`` (not a paid
+    pack), ``BillingNotConfigured``, ``StripeUnavailable``."""
+    if order.kind != Order.Kind.PACK or order.state != Order.State.PAID or not order.payment_intent_id:
+        raise ValidationError("Only a paid credit pack can be refunded here.")
+    client = stripe_api.client()
+    refund = _stripe_call(
+        "refund the payment",
+        lambda: client.v1.refunds.create(
+            params={"payment_intent": order.payment_intent_id, "metadata": {"order_id": str(order.pk)}},
+            # One refund per order, however often staff click.
+            options={"idempotency_key": f"refund-{order.pk}"},
+        ),
+    )
+    return refund.id
+
+
 # --- webhooks ------------------------------------------------------------------------
 
 

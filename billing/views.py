@@ -54,7 +54,7 @@ class PlanViewSet(mixins.ListModelMixin, BaseGenericViewSet):
         summary="Your orders",
         description="Newest first, cursor pages (`cursor`, `page_size` ≤ 100).",
         tags=["billing"],
-        responses={200: OrderSerializer(many=True), **errors(400, 401)},
+        responses={200: OrderSerializer(many=True), **errors(400, 401, 404)},
     )
 )
 class OrderViewSet(mixins.ListModelMixin, BaseGenericViewSet):

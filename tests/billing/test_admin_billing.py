@@ -65,3 +65,24 @@ def test_staff_edit_a_pack(admin):
     assert response.status_code == 302
     pack.refresh_from_db()
     assert (pack.credits, pack.stripe_price_id) == (600, "price_live_1")
+
+
+def test_the_refund_action_asks_stripe_and_leaves_the_credits_to_the_webhook(admin, alice, orders, fake_stripe):
+    paid = orders["alice"]
+    Order.objects.filter(pk=paid.pk).update(state="paid")
+    url = reverse("admin:billing_order_changelist")
+    pending_bob = orders["bob"]
+
+    response = admin.post(
+        url, {"action": "refund", "_selected_action": [str(paid.pk), str(pending_bob.pk)]}, follow=True
+    )
+
+    texts = [str(message) for message in response.context["messages"]]
+    assert any("refund re_test_" in text for text in texts)
+    assert any("Only a paid credit pack" in text for text in texts)
+    (call,) = fake_stripe.calls("/v1/refunds")
+    assert call.params["payment_intent"] == "pi_alice"
+    assert call.headers["Idempotency-Key"] == f"refund-{paid.pk}"
+    assert Order.objects.get(pk=paid.pk).state == "paid"  # until charge.refunded arrives
+    alice.profile.refresh_from_db()
+    assert alice.profile.credits_balance == 100
