@@ -58,6 +58,7 @@ from schemathesis.transport.serialization import serialize_json
 
 from accounts.models import Session, User
 from accounts.sessions import session_start
+from billing.models import CreditPack, Plan
 from credits.services import credits_grant
 from generations import services as generation_services
 from generations.models import AIModel
@@ -77,6 +78,9 @@ MIN_REQUESTS = 2000
 STATEFUL_STEPS = 12
 WEBHOOK_SECRET = "fuzz-webhook-secret"
 WEBHOOK_PATH = "/api/v1/webhooks/{provider}"
+# Stripe's webhook is fuzzed unsigned: its body is Stripe's (signed events are
+# tests/billing's), so every case is its documented 400.
+STRIPE_WEBHOOK_PATH = "/api/v1/billing/stripe/webhook"
 PASSWORD = "a-Long-and-unusual-pass-7"
 
 
@@ -134,6 +138,8 @@ BODY_POOLS = {  # and query parameters
     "email": "email",
     "generation_id": "generation",
     "request_id": "request_id",
+    "pack": "pack_slug",
+    "plan": "plan_slug",
 }
 
 
@@ -204,7 +210,7 @@ def an_archived_project_is_not_a_deleted_one(context, failure, case, response):
 PLACEHOLDER = "fuzz-user-token"
 
 
-@schema.auth(refresh_interval=None).skip_for(path=WEBHOOK_PATH)
+@schema.auth(refresh_interval=None).skip_for(path=[WEBHOOK_PATH, STRIPE_WEBHOOK_PATH])
 class FuzzUserAuth:
     """The fuzz user's access token on every request, set the way schemathesis knows, so
     ignored_auth can check that the same request without it (or with a bad one) is
@@ -231,7 +237,17 @@ def _sign_in(user) -> None:
 
 
 @pytest.fixture
-def fuzz_user(db, settings, tmp_path):
+def fuzz_stripe(settings):
+    """Stripe's API on loopback (tests/fakes/stripe.py), so checkout and the portal answer."""
+    from tests.fakes.stripe import FakeStripe
+
+    with FakeStripe() as server:
+        server.use(settings)
+        yield server
+
+
+@pytest.fixture
+def fuzz_user(db, settings, tmp_path, fuzz_stripe):
     """A person with a million credits, two projects (one with a generation, one empty and
     public), generations pending, processing (with a provider request id, for webhooks),
     completed (real files from the local provider) and failed, a stack with a previous
@@ -278,8 +294,14 @@ def fuzz_user(db, settings, tmp_path):
     processing.provider_request_id = "req-fuzz-1"
     processing.save(update_fields=["provider_request_id"])
 
+    # Packs and plans for sale (the seeded ones get Stripe prices).
+    CreditPack.objects.filter(slug__in=["starter", "creator"]).update(stripe_price_id="price_fuzz_pack")
+    Plan.objects.filter(slug__in=["basic", "pro"]).update(stripe_price_id="price_fuzz_plan")
+
     KNOWN.clear()
     KNOWN.update(
+        pack_slug=["starter", "creator"],
+        plan_slug=["basic", "pro"],
         generation=[str(g.pk) for g in generations],
         project=[str(p.pk) for p in projects],
         stack=[str(stack.pk), str(shared.pk)],
