@@ -1,5 +1,6 @@
 """Stripe's API on loopback: only what billing calls (customers, checkout sessions,
-billing portal sessions, refunds, subscriptions and invoices retrieve).
+billing portal sessions, refunds, subscriptions and invoices retrieve, and products and
+prices for ``manage.py stripe_sync_prices``).
 
 stripe-python talks to it through STRIPE_API_BASE. Objects are kept in memory;
 ``requests`` records every call (method, path, the form decoded into nested dicts,
@@ -131,12 +132,23 @@ class FakeStripe:
             }
         )
 
+    def create_product(self, params):
+        return self.put({"id": self.new_id("prod"), "object": "product", "name": params.get("name"),
+                         "metadata": params.get("metadata", {})})  # fmt: skip
+
+    def create_price(self, params):
+        return self.put({"id": self.new_id("price"), "object": "price", "product": params.get("product"),
+                         "unit_amount": int(params.get("unit_amount", 0)), "currency": params.get("currency"),
+                         "recurring": params.get("recurring")})  # fmt: skip
+
 
 ROUTES = {
     ("POST", "/v1/customers"): FakeStripe.create_customer,
     ("POST", "/v1/checkout/sessions"): FakeStripe.create_checkout_session,
     ("POST", "/v1/billing_portal/sessions"): FakeStripe.create_portal_session,
     ("POST", "/v1/refunds"): FakeStripe.create_refund,
+    ("POST", "/v1/products"): FakeStripe.create_product,
+    ("POST", "/v1/prices"): FakeStripe.create_price,
 }
 RETRIEVABLE = ("/v1/subscriptions/", "/v1/invoices/", "/v1/checkout/sessions/")
 
