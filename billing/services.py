@@ -347,6 +347,37 @@ def _plan_order(subscription_id: str, metadata: dict) -> Order | None:
     return order
 
 
+def _plan_for_prices(prices: list, fallback: Plan) -> Plan:
+    """The plan a subscription now pays for, by its price ids (a change made in the
+    billing portal swaps the price); the order's own plan when none is ours."""
+    ids = [price for price in prices if isinstance(price, str) and price]
+    plan = Plan.objects.filter(stripe_price_id__in=ids).exclude(stripe_price_id="").first() if ids else None
+    return plan or fallback
+
+
+def _invoice_prices(invoice: dict) -> list:
+    """Price ids of an invoice's lines: ``pricing.price_details.price`` since API
+    2025-03, ``price.id`` before."""
+    lines = ((invoice.get("lines") or {}).get("data")) or []
+    prices = []
+    for line in lines if isinstance(lines, list) else []:
+        if not isinstance(line, dict):
+            continue
+        details = (line.get("pricing") or {}).get("price_details") or {}
+        old = line.get("price")
+        prices.append(details.get("price") or (old.get("id") if isinstance(old, dict) else old))
+    return prices
+
+
+def _subscription_prices(subscription: dict) -> list:
+    items = ((subscription.get("items") or {}).get("data")) or []
+    return [
+        (item.get("price") or {}).get("id") if isinstance(item.get("price"), dict) else item.get("price")
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict)
+    ]
+
+
 def on_invoice_paid(invoice: dict) -> str:
     """Each paid invoice of a plan grants that month's credits, once per invoice."""
     subscription_id, metadata = _subscription_of(invoice)
@@ -358,25 +389,28 @@ def on_invoice_paid(invoice: dict) -> str:
     if order.state == Order.State.PENDING:
         order.state, order.paid_at = Order.State.PAID, timezone.now()
         order.save(update_fields=["state", "paid_at", "updated_at"])
-    _set_plan(order.user_id, order.plan.slug)
-    if order.plan.monthly_credits <= 0:
+    plan = _plan_for_prices(_invoice_prices(invoice), order.plan)
+    _set_plan(order.user_id, plan.slug)
+    if plan.monthly_credits <= 0:
         return ""
     entry = credits_purchase(
         user_id=order.user_id,
-        amount=order.plan.monthly_credits,
+        amount=plan.monthly_credits,
         reference=f"invoice:{invoice.get('id')}",
-        description=f"{order.plan.name} plan: {order.plan.monthly_credits} monthly credits",
+        description=f"{plan.name} plan: {plan.monthly_credits} monthly credits",
     )
-    return f"granted {order.plan.monthly_credits} plan credits" if entry else ""
+    return f"granted {plan.monthly_credits} plan credits" if entry else ""
 
 
 def on_subscription_updated(subscription: dict) -> str:
-    """A live subscription keeps the plan; one that stopped (unpaid, canceled) does not.
-    Cancelling at the period's end changes nothing until Stripe deletes it."""
+    """A live subscription sets the plan its price is for (a switch in the billing
+    portal changes it); one that stopped (unpaid, canceled) returns to free. Cancelling
+    at the period's end changes nothing until Stripe deletes it."""
     order = _plan_order(subscription.get("id"), subscription.get("metadata") or {})
     if order is None:
         return ""
-    slug = order.plan.slug if subscription.get("status") in LIVE_SUBSCRIPTION else FREE_PLAN
+    plan = _plan_for_prices(_subscription_prices(subscription), order.plan)
+    slug = plan.slug if subscription.get("status") in LIVE_SUBSCRIPTION else FREE_PLAN
     _set_plan(order.user_id, slug)
     return f"plan {slug}"
 

@@ -97,3 +97,20 @@ def test_a_subscription_that_stops_returns_the_person_to_free(client, alice, ord
     deliver(client, event("customer.subscription.deleted", subscription(order, status="canceled")))
     assert plan_of(alice) == "free"
     assert Order.objects.get().state == "canceled"
+
+
+def test_a_switch_in_the_portal_changes_the_plan_and_the_next_grant(client, alice, order, pro):
+    basic = pro.__class__.objects.get(slug="basic")
+    basic.stripe_price_id = "price_basic"
+    basic.save(update_fields=["stripe_price_id"])
+    deliver(client, event("checkout.session.completed", completed_session(order)))
+    switched = {**subscription(order), "items": {"object": "list", "data": [{"price": {"id": "price_basic"}}]}}
+
+    deliver(client, event("customer.subscription.updated", switched))
+    assert plan_of(alice) == "basic"
+    renewal = invoice("in_3", metadata={"order_id": str(order.pk)})
+    renewal["lines"] = {"object": "list", "data": [{"pricing": {"price_details": {"price": "price_basic"}}}]}
+    deliver(client, event("invoice.paid", renewal))
+
+    assert plan_grants(alice) == [(1000, "invoice:in_3")]
+    assert plan_of(alice) == "basic"
