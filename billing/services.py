@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 PAID_SESSION = ("paid", "no_payment_required")
 LIVE_SUBSCRIPTION = ("active", "trialing", "past_due")
 FREE_PLAN = Profile.Plan.FREE.value
+# Orders whose credits were granted, so that a refund or dispute may take them back.
+GRANTED = (Order.State.PAID, Order.State.PARTIALLY_REFUNDED, Order.State.REFUNDED, Order.State.DISPUTED)
 
 
 @contextlib.contextmanager
@@ -285,7 +287,7 @@ def _take_back(order: Order, credits: int, *, reference: str, type: str, why: st
 def on_charge_refunded(charge: dict) -> str:
     """A (partial) refund takes back the same share of the pack's credits."""
     order = _locked_order(payment_intent_id=charge.get("payment_intent"), order_id=_metadata_order_id(charge))
-    if order is None or order.kind != Order.Kind.PACK or order.state == Order.State.PENDING:
+    if order is None or order.kind != Order.Kind.PACK or order.state not in GRANTED:
         return ""
     amount, refunded = charge.get("amount") or order.amount, charge.get("amount_refunded") or 0
     due = min(order.credits, order.credits * refunded // amount) if amount else order.credits
@@ -305,7 +307,7 @@ def on_charge_refunded(charge: dict) -> str:
 def on_charge_dispute_created(dispute: dict) -> str:
     """A dispute takes back what is left of the pack's credits until staff decide."""
     order = _locked_order(payment_intent_id=dispute.get("payment_intent"))
-    if order is None or order.kind != Order.Kind.PACK or order.state == Order.State.PENDING:
+    if order is None or order.kind != Order.Kind.PACK or order.state not in GRANTED:
         return ""
     detail = _take_back(
         order,

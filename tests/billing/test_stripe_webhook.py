@@ -184,3 +184,13 @@ def test_a_late_checkout_event_after_a_refund_grants_nothing(client, alice, orde
     deliver(client, event("checkout.session.completed", completed_session(order)))
     assert balance(alice) == 100
     assert Order.objects.get().state == "refunded"
+
+
+def test_a_refund_of_an_order_never_paid_takes_nothing(client, alice, order):
+    deliver(client, event("checkout.session.completed", completed_session(order, payment_status="unpaid")))
+    deliver(client, event("checkout.session.async_payment_failed", completed_session(order, payment_status="unpaid")))
+    order.refresh_from_db()
+    response = deliver(client, event("charge.refunded", charge(order, refunded_amount=500, full=True)))
+    assert response.json()["outcome"] == "nothing_to_do"
+    assert balance(alice) == 100
+    assert Order.objects.get().state == "failed"
