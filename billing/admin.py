@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.models import CreditPack, Order, Plan, StripeCustomer, StripeEvent
+from billing.selectors import revenue_by_day
 from billing.services import order_refund
 from velro.exceptions import ApplicationError
 
@@ -65,6 +66,11 @@ class OrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     actions = ["refund"]
+
+    def changelist_view(self, request, extra_context=None):
+        # Minor units shown as major ones (two decimals: the catalog's currencies).
+        revenue = [{**row, "major": f"{row['amount'] / 100:,.2f}"} for row in revenue_by_day(days=30)]
+        return super().changelist_view(request, {**(extra_context or {}), "revenue": revenue})
 
     @admin.action(description="Refund in Stripe (the webhook then takes the credits back)")
     def refund(self, request, queryset):

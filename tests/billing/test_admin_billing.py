@@ -1,8 +1,11 @@
 """The billing admin: orders searchable by email and Stripe ids, filterable by state;
 events read-only; packs editable."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from billing.models import CreditPack, Order, StripeEvent
 
@@ -86,3 +89,15 @@ def test_the_refund_action_asks_stripe_and_leaves_the_credits_to_the_webhook(adm
     assert Order.objects.get(pk=paid.pk).state == "paid"  # until charge.refunded arrives
     alice.profile.refresh_from_db()
     assert alice.profile.credits_balance == 100
+
+
+def test_the_orders_page_shows_revenue_per_day(admin, alice, orders):
+    Order.objects.filter(pk=orders["alice"].pk).update(state="paid", paid_at=timezone.now())
+    Order.objects.filter(pk=orders["bob"].pk).update(paid_at=timezone.now() - timedelta(days=31))
+
+    response = admin.get(reverse("admin:billing_order_changelist"))
+
+    assert response.context["revenue"] == [
+        {"day": timezone.localdate(), "currency": "usd", "orders": 1, "amount": 500, "major": "5.00"}
+    ]
+    assert "<td>5.00</td>" in response.content.decode()
