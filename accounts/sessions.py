@@ -151,7 +151,7 @@ def _refresh(raw, request) -> Issued | SessionError:
         return SessionError("session_not_found", "Invalid Refresh Token: Session Not Found")
     token.refresh_from_db()  # as it is now that the session is ours
     user, now = User.objects.get(pk=session.user_id), timezone.now()
-    if not user.is_active:
+    if not user.is_active or user.is_banned:  # a ban ends the sessions too; this is belt and braces
         return SessionError("user_banned", "Invalid Refresh Token: User Banned")
     if _expired(session, now):
         session.delete()

@@ -241,3 +241,11 @@ def test_the_hourly_purge_deletes_only_what_can_no_longer_sign_in(alice):
     assert list(Session.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert list(OneTimeToken.objects.values_list("token_hash", flat=True)) == ["b"]
     assert not FlowState.objects.exists() and not RefreshToken.objects.exists()
+
+
+def test_a_banned_person_cannot_refresh_even_if_a_session_survived(alice, api):
+    tokens = login(api)
+    # A ban written straight to the row (not through user_ban, which ends the sessions).
+    User.objects.filter(pk=alice.pk).update(banned_until=Session.objects.get().created_at + timedelta(days=1))
+    response = refresh(api, tokens["refresh"])
+    assert (response.status_code, response.json()["code"]) == (401, "user_banned")
