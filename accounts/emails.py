@@ -101,6 +101,22 @@ def send(
     )
 
 
+def send_confirmation(request, user: User, *, redirect_to: str | None = None, flow_state=None) -> None:
+    """The sign-up confirmation (link and code) to ``user``'s address, and GoTrue's
+    ``confirmation_sent_at`` stamped: every path that asks a person to confirm goes
+    through here."""
+    send(
+        request,
+        user,
+        "signup",
+        token_type=Type.CONFIRMATION,
+        to=user.email,
+        redirect_to=redirect_to,
+        flow_state=flow_state,
+    )
+    User.objects.filter(pk=user.pk).update(confirmation_sent_at=timezone.now())
+
+
 @transaction.atomic
 def consume(verify_type: str, *, token_hash: str | None = None, email: str | None = None, otp: str | None = None):
     """The token a link or a code stands for, used up; None when it is unknown, of

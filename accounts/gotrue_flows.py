@@ -257,16 +257,7 @@ def signup(request):
 
 def _send_confirmation(request, user: User, body: dict) -> None:
     flow = _flow_state(body, user, "signup")
-    emails.send(
-        request,
-        user,
-        "signup",
-        token_type=OneTimeToken.Type.CONFIRMATION,
-        to=user.email,
-        redirect_to=request.GET.get("redirect_to"),
-        flow_state=flow,
-    )
-    User.objects.filter(pk=user.pk).update(confirmation_sent_at=timezone.now())
+    emails.send_confirmation(request, user, redirect_to=request.GET.get("redirect_to"), flow_state=flow)
 
 
 def _decoy_user(email: str, data: dict) -> dict:
@@ -340,8 +331,7 @@ def _change_email(request, user: User, new_email: str, body: dict) -> None:
         return
     if User.objects.filter(email__iexact=new_email).exclude(pk=user.pk).exists():
         raise Refused(422, "email_exists", "A user with this email address has already been registered")
-    _limit(request, {"email": user.email}, throttles.EmailSendIPThrottle, throttles.EmailSendThrottle,
-           code="over_email_send_rate_limit")  # fmt: skip
+    _email_limits(request, {"email": user.email})
     now = timezone.now()
     User.objects.filter(pk=user.pk).update(
         email_change=new_email, email_change_sent_at=now, email_change_confirm_status=0
@@ -394,9 +384,7 @@ def otp(request):
             raise Refused(422, "otp_disabled", "Signups not allowed for otp")
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         user = services.user_register(email=email, password=None, metadata=data)
-        flow = _flow_state(body, user, "signup")
-        emails.send(request, user, "signup", token_type=OneTimeToken.Type.CONFIRMATION, to=email,
-                    redirect_to=redirect_to, flow_state=flow)  # fmt: skip
+        _send_confirmation(request, user, body)
     elif user.is_active and not user.is_banned:
         flow = _flow_state(body, user, "magiclink")
         emails.send(request, user, "magiclink", token_type=OneTimeToken.Type.RECOVERY, to=user.email,

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import emails, serializers, services, sessions, throttles
-from accounts.models import OneTimeToken, Profile, Session
+from accounts.models import Profile, Session
 from velro.api import BaseAPIView, BaseGenericViewSet
 from velro.openapi import errors
 
@@ -58,7 +58,7 @@ class RegisterView(TokenView):
         user = services.user_register(**data.validated_data)
         body = {"user": serializers.ProfileSerializer(user.profile).data}
         if settings.AUTH_EMAIL_CONFIRM:  # signed in once the emailed link is followed
-            emails.send(request, user, "signup", token_type=OneTimeToken.Type.CONFIRMATION, to=user.email)
+            emails.send_confirmation(request, user)
             return Response(body, status=status.HTTP_201_CREATED)
         issued = sessions.session_start(user, request=request)
         return Response({**body, **_tokens(issued)}, status=status.HTTP_201_CREATED)
