@@ -8,9 +8,10 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 JS      = tests/js
 # Development defaults; a real deployment sets these in the environment (README).
-# `serve` is the production server: there DEBUG is off unless given (env or command line).
+# `serve` is the production server and `worker` its workers: there DEBUG is off unless
+# given (env or command line). `make run` starts its own workers, in development.
 ifeq ($(origin DEBUG),undefined)
-ifneq ($(filter serve,$(MAKECMDGOALS)),)
+ifneq ($(filter serve worker,$(MAKECMDGOALS)),)
 DEBUG = 0
 endif
 endif

@@ -181,7 +181,20 @@ class ActiveModelField(SharedQuerysetMixin, serializers.PrimaryKeyRelatedField):
         return model
 
 
-class CallerScopedPrimaryKeyField(SharedQuerysetMixin, serializers.PrimaryKeyRelatedField):
+class NoBlankRelatedMixin:
+    """DRF turns ``""`` into null for related fields, so ``"project": ""`` used to create
+    a generation without a project (and charge for it). Blank is a 400 on the field;
+    null, or leaving the field out, means none."""
+
+    default_error_messages = {"blank": "This field may not be blank; send null or leave it out for none."}
+
+    def run_validation(self, data=serializers.empty):
+        if isinstance(data, str) and not data.strip():
+            self.fail("blank")
+        return super().run_validation(data)
+
+
+class CallerScopedPrimaryKeyField(NoBlankRelatedMixin, SharedQuerysetMixin, serializers.PrimaryKeyRelatedField):
     """A related object from the caller's own rows only (RLS would hide others' too).
 
     ``scope(user)`` builds the queryset when the field is validated, not for every
@@ -201,7 +214,7 @@ class CallerScopedPrimaryKeyField(SharedQuerysetMixin, serializers.PrimaryKeyRel
         return self.scope(user)
 
 
-class PresetField(SharedQuerysetMixin, serializers.SlugRelatedField):
+class PresetField(NoBlankRelatedMixin, SharedQuerysetMixin, serializers.SlugRelatedField):
     """An active preset by slug."""
 
 

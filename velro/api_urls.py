@@ -3,9 +3,10 @@
 from django.urls import include, path, re_path
 
 from velro.openapi import RedocView, SchemaView, SwaggerView
-from velro.views import ApiNotFound
+from velro.views import ApiNotFound, ApiRoot
 
 urlpatterns = [
+    path("", ApiRoot.as_view(), name="api-root"),
     path("", include("accounts.urls")),
     path("", include("projects.urls")),
     path("", include("generations.urls")),

@@ -1,14 +1,17 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path, re_path, reverse_lazy
+from django.views.generic import RedirectView
 
 from velro import views
 
 admin.site.site_header = "Velro admin"
 admin.site.site_title = "Velro admin"
 admin.site.index_title = "Velro"
+admin.site.site_url = reverse_lazy("docs")  # "View site": the API's documentation
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="docs"), name="home"),
     path("api/v1/", include("velro.api_urls")),
     # Supabase Auth's (GoTrue's) HTTP surface, for supabase-js / supabase-py clients.
     path("auth/v1/", include("accounts.gotrue_urls")),

@@ -5,13 +5,17 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.utils._os import safe_join
 from django.utils.cache import get_conditional_response
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 from django.views import defaults
 from django.views.decorators.http import require_safe
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 
 from velro.api import BaseAPIView
 from velro.media import SECURITY_HEADERS, media_headers, sniff_content_type
@@ -28,6 +32,68 @@ class ApiNotFound(BaseAPIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         raise NotFound()
+
+
+# GET /api/v1/: each section of the API with the URL of its entry point and what it is
+# for. The OpenAPI schema (and the docs drawn from it) is the full reference.
+API_SECTIONS = (
+    ("auth", "auth-login", "Sign up, sign in, refresh and sign out (JWT); /auth/v1 speaks Supabase Auth."),
+    ("me", "me", "The signed-in person: profile, sessions."),
+    ("projects", "project-list", "Folders for a person's generations."),
+    ("models", "ai-model-list", "The AI model catalog: what can be generated, at what price in credits."),
+    ("generations", "generation-list", "Create, list, cancel and favourite generations; stats."),
+    ("credits", "credit-balance", "The balance and the ledger of a person's credits."),
+    ("style_stacks", "style-stack-list", "Reusable style recipes: build, share, fork, compose."),
+    ("presets", "preset-list", "The built-in style presets."),
+    ("billing", "billing-pack-list", "Credit packs and plans, checkout through Stripe, orders."),
+    ("health", "health", "Liveness and readiness of the service."),
+)
+
+
+class ApiRoot(BaseAPIView):
+    """``GET /api/v1/``: the API's sections with links, for a person finding their way."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="The API's sections, with links",
+        description="Where to start: each section's entry point, and the documentation. No authentication.",
+        tags=["operations"],
+        responses={
+            200: inline_serializer(
+                name="ApiRoot",
+                fields={
+                    "name": serializers.CharField(),
+                    "version": serializers.CharField(),
+                    "docs": serializers.URLField(),
+                    "redoc": serializers.URLField(),
+                    "schema": serializers.URLField(),
+                    "sections": serializers.DictField(
+                        child=inline_serializer(
+                            name="ApiSection",
+                            fields={"url": serializers.URLField(), "description": serializers.CharField()},
+                        )
+                    ),
+                },
+            )
+        },
+    )
+    def get(self, request):
+        link = request.build_absolute_uri
+        return Response(
+            {
+                "name": "Velro API",
+                "version": "v1",
+                "docs": link(reverse("docs")),
+                "redoc": link(reverse("redoc")),
+                "schema": link(reverse("schema")),
+                "sections": {
+                    name: {"url": link(reverse(url_name)), "description": description}
+                    for name, url_name, description in API_SECTIONS
+                },
+            }
+        )
 
 
 def not_found(request, exception=None):

@@ -65,6 +65,13 @@ def test_an_inactive_model_is_a_400(alice, api_as):
         ({"negative_prompt": "x" * 1001}, "negative_prompt"),
         ({"project": "00000000-0000-0000-0000-000000000000"}, "project"),
         ({"project": "not-a-uuid"}, "project"),
+        # DRF reads "" as null for related fields: it used to create a generation without
+        # a project, and charge for it.
+        ({"project": ""}, "project"),
+        ({"project": "  "}, "project"),
+        ({"parent": ""}, "parent"),
+        ({"style_stack": ""}, "style_stack"),
+        ({"preset": ""}, "preset"),
         ({"status": "completed"}, "status"),
         ({"credits_charged": 0}, "credits_charged"),
         ({"outputs": []}, "outputs"),
@@ -96,6 +103,12 @@ def test_negative_prompts_only_for_models_that_take_them(alice, api_as):
     response = create(api_as(alice), ai_model="fal-ai/flux/schnell", negative_prompt="blurry")
     assert response.status_code == 400
     assert "negative_prompt" in response.json()["errors"]
+
+
+def test_a_null_project_means_none(alice, api_as):
+    response = create(api_as(alice), project=None)
+    assert response.status_code == 201, response.json()
+    assert response.json()["project"] is None
 
 
 def test_another_persons_project_is_refused(alice, bob, api_as):

@@ -57,3 +57,31 @@ def test_per_item_errors_of_a_list_field_are_flat_strings(alice, api_as):
     response = api_as(alice).post("/api/v1/style-stacks", {"name": "a", "compatible_models": ["", "ok"]}, format="json")
     assert response.status_code == 400
     assert response.json()["errors"] == {"compatible_models": ["0: This field may not be blank."]}
+
+
+# --- finding one's way: /, /api/v1/ and the admin's "View site" ---------------------------
+
+
+def test_the_root_redirects_to_the_api_docs(db, client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/api/v1/docs"
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_the_api_root_lists_its_sections_with_working_links(db, client):
+    response = client.get("/api/v1/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["docs"] == "http://testserver/api/v1/docs"
+    assert {"auth", "generations", "style_stacks", "presets", "billing", "health"} <= set(body["sections"])
+    # Every link is a route of the API, not the catch-all 404.
+    for name, section in body["sections"].items():
+        path = section["url"].removeprefix("http://testserver")
+        assert client.get(path).status_code != 404, name
+        assert section["description"]
+
+
+def test_the_admins_view_site_link_goes_to_the_docs(admin_client):
+    response = admin_client.get("/admin/")
+    assert b'href="/api/v1/docs"' in response.content

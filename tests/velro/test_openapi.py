@@ -28,7 +28,7 @@ def test_the_schema_validates_with_no_warnings(db, tmp_path):
 
 
 # Operations that cannot fail with an error response of their own.
-NEVER_FAILS = {"GET /api/v1/style-stacks/schema"}
+NEVER_FAILS = {"GET /api/v1/style-stacks/schema", "GET /api/v1/"}
 
 
 def test_every_operation_has_a_summary_a_tag_and_its_errors(schema):
