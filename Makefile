@@ -17,7 +17,7 @@ endif
 endif
 export DEBUG ?= 1
 
-.PHONY: install install-js run worker migrate serve backup restore test fuzz bench lint stop-db dbshell clean
+.PHONY: install install-js install-browser run worker migrate serve backup restore test fuzz bench lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ $(JS)/node_modules/.installed: $(JS)/package.json $(JS)/package-lock.json
 	@touch $@
 
 install-js: $(JS)/node_modules/.installed
+
+# Debian's Chromium and its chromedriver, for the browser tests (tests/e2e); only when
+# missing. As root, or through sudo. A test tool's own browser download cannot work here.
+install-browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "make test needs chromium and chromedriver (tests/e2e)" >&2; exit 2; }; \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	  $$sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
 migrate: install
 	$(MANAGE) migrate --no-input
@@ -76,7 +86,7 @@ restore: install
 	$(MANAGE) restore $(FILE) $(ARGS)
 
 # PYTEST_ARGS: extra pytest arguments (e.g. -k, --ignore).
-test: install install-js
+test: install install-js install-browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Schemathesis against the API's own OpenAPI schema (tests/fuzz). `make test` runs it with a
