@@ -8,12 +8,14 @@ screenshots of the pages it sees into ``SCREENSHOTS_DIR`` (default
 """
 
 import base64
+import importlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.core.cache import cache
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -170,3 +172,22 @@ def browser(chromium, live_server, request, settings):
     yield Browser(chromium, live_server.url, request.node.name)
     chromium.get("about:blank")
     cache.clear()
+
+
+@pytest.fixture
+def seeds(transactional_db):
+    """The AI model catalog and the preset library as the migrations seed them. A live
+    server needs committed rows, and the flush after an earlier transactional test has
+    emptied those tables: the seed migrations' own functions put them back."""
+    from generations.models import AIModel
+    from stylestacks.models import StylePreset
+
+    if not AIModel.objects.exists():
+        for name in (
+            "generations.migrations.0003_seed_catalog",
+            "generations.migrations.0009_parameter_defaults_within_limits",
+        ):
+            module = importlib.import_module(name)
+            (module.seed if hasattr(module, "seed") else module.fix_defaults)(apps, None)
+    if not StylePreset.objects.exists():
+        importlib.import_module("stylestacks.migrations.0004_seed_presets").seed(apps, None)
