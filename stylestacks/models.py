@@ -311,3 +311,39 @@ class StyleStackVersion(models.Model):
 
     def __str__(self):
         return f"{self.stack_id} v{self.version}"
+
+
+class StylePresetVersion(models.Model):
+    """A previous document of a preset (``public.style_preset_versions``), written by the
+    trigger keep_version whenever ``style`` changes; staff-only data (RLS on, no policy
+    for the API roles). ``version`` counts per preset from 1."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False)
+    preset = models.ForeignKey(
+        StylePreset,
+        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database
+        db_constraint=False,
+        db_index=False,  # the (preset, version) unique index leads with preset_id
+        related_name="versions",
+    )
+    version = models.PositiveIntegerField()
+    style = models.JSONField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,  # ON DELETE SET NULL in the database
+        db_constraint=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "style_preset_versions"
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["preset", "version"], name="style_preset_versions_preset_version_key")
+        ]
+
+    def __str__(self):
+        return f"{self.preset_id} v{self.version}"

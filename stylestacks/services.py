@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
@@ -222,3 +222,15 @@ def contributor_remove(*, contributor: StackContributor, user) -> None:
     if contributor.user_id != user.pk and stack_role(stack=contributor.stack, user=user) != "owner":
         raise PermissionDenied("Only the owner manages contributors.")
     contributor.delete()
+
+
+def style_change_author_set(*, user) -> None:
+    """Name ``user`` as the author of style changes for the rest of the transaction.
+
+    The version triggers write ``changed_by`` from the API caller (``auth.uid()``); the
+    admin runs as the owner connection with no caller, so it names the staff member in
+    the transaction setting ``velro.style_changed_by`` instead (set_config(…, true) is
+    SET LOCAL: it ends with the transaction).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('velro.style_changed_by', %s, true)", [str(user.pk)])
