@@ -11,6 +11,7 @@ triggers on generations, and writing the whole row back would undo a use that ha
 while the page was open.
 """
 
+import difflib
 import json
 import logging
 from datetime import datetime
@@ -18,9 +19,9 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -35,10 +36,19 @@ from stylestacks.forms import (
     PresetImportForm,
     PresetPreviewForm,
     StylePresetAdminForm,
+    StylePreviewForm,
     StyleStackAdminForm,
 )
-from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
+from stylestacks.models import (
+    StackContributor,
+    StackInvite,
+    StylePreset,
+    StylePresetVersion,
+    StyleStack,
+    StyleStackVersion,
+)
 from stylestacks.presets_io import MAX_FILE_BYTES, presets_dumps, presets_export, presets_import, presets_load
+from stylestacks.services import style_change_author_set
 from velro.admin import ReadOnlyInlineMixin
 
 logger = logging.getLogger(__name__)
@@ -110,11 +120,189 @@ def _for_display(previews: list[dict]) -> list[dict]:
     ]
 
 
+# --- the style editor, live preview and history (presets and stacks) --------------------
+
+
+def pretty_style(style) -> str:
+    """The document as staff read it in a diff: indented, keys sorted."""
+    return json.dumps(style, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+def style_diff(old, new, old_label: str, new_label: str) -> list[dict]:
+    """A unified diff of two documents as rows ``{kind, text}`` (kind: head, hunk, del,
+    add, same) for the template, which escapes the text."""
+    rows = []
+    lines = difflib.unified_diff(
+        pretty_style(old).splitlines(), pretty_style(new).splitlines(), old_label, new_label, n=3, lineterm=""
+    )
+    for line in lines:
+        if line.startswith(("---", "+++")):
+            kind = "head"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("-"):
+            kind = "del"
+        elif line.startswith("+"):
+            kind = "add"
+        else:
+            kind = "same"
+        rows.append({"kind": kind, "text": line})
+    return rows
+
+
+class StyleEditorAdminMixin:
+    """The structured editor (the form's ``editor``, rendered by
+    ``admin/stylestacks/style_change_form.html``), its live preview and the history of
+    the style with restore, for a model with a ``style`` document and versions.
+
+    ``models_field`` names the field whose models the preview composes for;
+    ``version_model`` / ``version_fk`` the versions kept by the keep_version trigger.
+    """
+
+    models_field = ""
+    version_model = None
+    version_fk = ""
+
+    class Media:
+        css = {"all": ("stylestacks/style_editor.css",)}
+        js = ("stylestacks/style_editor.js",)
+
+    def style_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path("preview/", view(self.style_preview_view), name=f"{prefix}_style_preview"),
+            path("<path:object_id>/style-history/", view(self.style_history_view), name=f"{prefix}_style_history"),
+            path(
+                "<path:object_id>/style-history/<int:version>/",
+                view(self.style_version_view),
+                name=f"{prefix}_style_version",
+            ),
+            path(
+                "<path:object_id>/style-history/<int:version>/restore/",
+                view(self.style_restore_view),
+                name=f"{prefix}_style_restore",
+            ),
+        ]
+
+    def save_model(self, request, obj, form, change):
+        # The version trigger names the staff member as the author of a style change.
+        style_change_author_set(user=request.user)
+        if change:
+            obj.save(update_fields=_changed_columns(form))
+        else:
+            obj.save()
+
+    def style_preview_view(self, request):
+        """POST the change page's fields (unsaved): the composed prompt, negative prompt and
+        parameters per model, as JSON with an HTML fragment; field errors are a 400."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        form = StylePreviewForm(request.POST, models_field=self.models_field)
+        if not form.is_valid():
+            return JsonResponse({"errors": form.all_errors()}, status=400)
+        style = form.cleaned_data["style"]
+        prompt = form.cleaned_data["preview_prompt"] or SAMPLE_PROMPT
+        model = form.cleaned_data["preview_model"]
+        pairs = [(model.pk, model)] if model else preview_models(form.cleaned_data.get(self.models_field) or [])
+        previews = [preview_compose(style, model_id, found, prompt) for model_id, found in pairs]
+        html = render_to_string(
+            PREVIEW_RESULTS_TEMPLATE, {"previews": _for_display(previews), "prompt": prompt, "show_try_link": False}
+        )
+        body = {"document": style, "prompt": prompt, "previews": previews, "html": html}
+        if request.POST.get("render_editor"):  # the JSON tab hands its document to the fields
+            body["editor_html"] = render_to_string(
+                "admin/stylestacks/style_editor_structured.html", {"editor": form.editor}, request=request
+            )
+        return JsonResponse(body)
+
+    def _style_object(self, request, object_id):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No such {self.opts.verbose_name}.")
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def _versions(self, obj):
+        return self.version_model.objects.filter(**{self.version_fk: obj}).select_related("changed_by")
+
+    def _history_context(self, request, obj, title):
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": obj,
+            "title": title,
+            "has_view_permission": True,
+            "has_change_permission": self.has_change_permission(request, obj),
+        }
+
+    def style_history_view(self, request, object_id):
+        """The previous documents of the style, newest first, each linking to its diff."""
+        obj = self._style_object(request, object_id)
+        context = {
+            **self._history_context(request, obj, f"History of the style: {obj}"),
+            "versions": self._versions(obj).defer("style"),
+        }
+        return TemplateResponse(request, "admin/stylestacks/style_history.html", context)
+
+    def style_version_view(self, request, object_id, version):
+        """One previous document against the current one (a unified diff) and a restore button."""
+        obj = self._style_object(request, object_id)
+        found = self._versions(obj).filter(version=version).first()
+        if found is None:
+            raise Http404("No such version.")
+        context = {
+            **self._history_context(request, obj, f"Version {version} of the style: {obj}"),
+            "version": found,
+            "diff": style_diff(found.style, obj.style, f"version {version}", "current"),
+            "version_json": pretty_style(found.style),
+        }
+        return TemplateResponse(request, "admin/stylestacks/style_version.html", context)
+
+    def style_restore_view(self, request, object_id, version):
+        """POST: the style becomes that version's document; the current one is kept as a
+        new version by the trigger. Needs the change permission."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self._style_object(request, object_id)
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        found = self._versions(obj).filter(version=version).first()
+        if found is None:
+            raise Http404("No such version.")
+        change_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+        with transaction.atomic():
+            locked = self.model.objects.select_for_update().get(pk=obj.pk)
+            if locked.style == found.style:
+                self.message_user(request, f"The style already is version {version}; nothing changed.", messages.INFO)
+                return HttpResponseRedirect(change_url)
+            style_change_author_set(user=request.user)
+            locked.style = found.style
+            locked.save(update_fields=["style"])
+            self.log_change(request, locked, f"Restored the style of version {version}.")
+        self.message_user(
+            request,
+            f"Restored the style of version {version}; the previous one is kept as a version.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        prefix = f"admin:{self.opts.app_label}_{self.opts.model_name}"
+        context["style_preview_url"] = reverse(f"{prefix}_style_preview")
+        if obj is not None and obj.pk is not None:
+            context["style_history_url"] = reverse(f"{prefix}_style_history", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
 # --- presets ----------------------------------------------------------------------------
 
 
 @admin.register(StylePreset)
-class StylePresetAdmin(admin.ModelAdmin):
+class StylePresetAdmin(StyleEditorAdminMixin, admin.ModelAdmin):
     """The preset library. Active presets are public (GET /api/v1/presets)."""
 
     form = StylePresetAdminForm
@@ -137,10 +325,14 @@ class StylePresetAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # every form the admin builds
     readonly_fields = ("preview", "usage_count", "last_used_at", "created_at", "updated_at")
     actions = ["activate", "deactivate", "feature", "unfeature", "export_json"]
+    models_field = "recommended_models"
+    version_model = StylePresetVersion
+    version_fk = "preset"
     fieldsets = (
         (None, {"fields": ("name", "slug", "category", "subcategory", "description", "creator", "complexity_level")}),
         ("Publishing", {"fields": ("is_active", "is_featured", "sort_order", "rating", "tags", "preview_image_url")}),
-        ("Style", {"fields": ("style", "recommended_models")}),
+        ("Models", {"fields": ("recommended_models",)}),
+        ("Style", {"fields": ("style",)}),  # the structured editor and its JSON tab
         ("Preview", {"fields": ("preview",)}),
         ("Usage", {"fields": ("usage_count", "last_used_at", "created_at", "updated_at")}),
     )
@@ -155,6 +347,7 @@ class StylePresetAdmin(admin.ModelAdmin):
         return [
             path("import/", self.admin_site.admin_view(self.import_view), name=f"{prefix}_import"),
             path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view), name=f"{prefix}_preview"),
+            *self.style_urls(),
             *super().get_urls(),
         ]
 
@@ -168,12 +361,6 @@ class StylePresetAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "preview_form": PresetPreviewForm()}
         return super().change_view(request, object_id, form_url, extra_context)
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.save(update_fields=_changed_columns(form))
-        else:
-            obj.save()
 
     @admin.display(description="Preview")
     def preview(self, obj):
@@ -373,7 +560,7 @@ class StyleStackVersionInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(StyleStack)
-class StyleStackAdmin(admin.ModelAdmin):
+class StyleStackAdmin(StyleEditorAdminMixin, admin.ModelAdmin):
     """Moderation of people's stacks. A change of ``style`` here also bumps the
     version and keeps the previous document (trigger keep_version)."""
 
@@ -407,10 +594,14 @@ class StyleStackAdmin(admin.ModelAdmin):
     )
     inlines = [StackContributorInline, StackInviteInline, StyleStackVersionInline]
     actions = ["feature", "unfeature", "make_private"]
+    models_field = "compatible_models"
+    version_model = StyleStackVersion
+    version_fk = "stack"
     fieldsets = (
         (None, {"fields": ("id", "user", "name", "description", "tags", "category", "visibility")}),
         ("Staff flags", {"fields": ("is_featured", "is_marketplace", "price_credits")}),
-        ("Style", {"fields": ("style", "compatible_models", "version")}),
+        ("Models", {"fields": ("compatible_models", "version")}),
+        ("Style", {"fields": ("style",)}),  # the structured editor and its JSON tab
         ("Origin", {"fields": ("created_from", "parent", "created_from_preset")}),
         ("Usage", {"fields": ("usage_count", "fork_count", "last_used_at", "search_vector")}),
         ("Dates", {"fields": ("created_at", "updated_at")}),
@@ -419,12 +610,12 @@ class StyleStackAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # stacks are made by their owners (API), from scratch, a preset or a fork
 
+    def get_urls(self):
+        return [*self.style_urls(), *super().get_urls()]
+
     @admin.display(description="owner", ordering="user__email")
     def owner_email(self, obj):
         return format_html('<a href="{}">{}</a>', reverse("admin:accounts_user_change", args=[obj.user_id]), obj.user)
-
-    def save_model(self, request, obj, form, change):
-        obj.save(update_fields=_changed_columns(form))
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not StackContributor:

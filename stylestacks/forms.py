@@ -2,11 +2,14 @@
 ids go through the same rules as the API and the preset import (``presets_io``), so
 a bad document is an error on its field naming the JSON path, never a broken row."""
 
+import json
+
 from django import forms
 from django.core.exceptions import ValidationError
 
 from generations.forms import PrettyJSONField
 from generations.models import AIModel
+from stylestacks.editor import StyleEditor
 from stylestacks.models import STACK_CATEGORIES, Category, StackContributor, StylePreset, StyleStack
 from stylestacks.presets_io import model_ids_clean, preset_style_clean, preset_tags_clean
 
@@ -32,21 +35,94 @@ class CommaSeparatedField(forms.CharField):
         return [item.strip() for item in text.split(",") if item.strip()]
 
 
+EDITOR_MODES = [("structured", "Structured"), ("json", "Advanced (JSON)")]
+
+
 class StyleDocumentFormMixin:
-    """``clean_style`` and ``clean_tags`` shared by the preset and stack forms."""
+    """The style document from either view, and ``clean_tags``, for the preset and stack
+    forms (and the live preview, which posts the same fields).
+
+    ``editor_mode`` (a hidden input the page's tabs set) says which view is saved:
+    ``structured`` reads the editor's fields (``self.editor``) and ignores the JSON
+    textarea; ``json`` — and a post without the input, as scripts and the tests send —
+    reads the textarea. The other view is then rebuilt from the saved document, so both
+    always show the same one.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["editor_mode"] = forms.ChoiceField(
+            choices=EDITOR_MODES, required=False, initial="structured", widget=forms.HiddenInput
+        )
+        if self.structured:
+            # The textarea is not read: a stale or broken JSON there must not block a save.
+            self.fields["style"] = forms.CharField(
+                label="Style",
+                required=False,
+                widget=self.fields["style"].widget,
+                help_text=self.fields["style"].help_text,
+            )
+        document = self.initial.get("style")
+        self.editor = StyleEditor(document, data=self.data if self.structured else None)
+
+    @property
+    def structured(self) -> bool:
+        return self.is_bound and self.data.get(self.add_prefix("editor_mode")) == "structured"
 
     def clean_style(self):
+        if self.structured:
+            if not self.editor.is_valid():
+                # The errors themselves are on the editor's fields and rows.
+                self.add_error(None, "The style has errors: see the fields marked in the structured editor.")
+                return self.initial.get("style")
+            # Shown again (another field's error): the JSON tab shows what the fields make.
+            self.data = self.data.copy()
+            self.data[self.add_prefix("style")] = json.dumps(self.editor.document, ensure_ascii=False, indent=2)
+            return self.editor.document
         # An emptied textarea means an empty document, not SQL NULL (the column is NOT NULL).
-        return preset_style_clean(self.cleaned_data["style"])
+        document = preset_style_clean(self.cleaned_data["style"])
+        self.editor = StyleEditor(document)  # the fields show what the JSON tab saves
+        return document
 
     def clean_tags(self):
         return preset_tags_clean(self.cleaned_data["tags"])
+
+    @property
+    def changed_data(self):
+        """As Django's, but ``style`` counts as changed only when the normalised document
+        differs from the saved one, normalised too (``1`` vs ``1.0`` differs: jsonb keeps
+        it). So a page saved untouched writes nothing, also for a document stored before
+        normalisation (the seeded presets have no default weights)."""
+        django_changed = super().changed_data
+        changed = [name for name in django_changed if name not in ("style", "editor_mode")]
+        cleaned = getattr(self, "cleaned_data", {})
+        if "style" in cleaned:
+            if _canonical(cleaned["style"]) != _canonical(_normalised(self.initial.get("style"))):
+                changed.append("style")
+        elif "style" in django_changed:
+            changed.append("style")
+        return changed
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _normalised(style):
+    try:
+        return preset_style_clean(style)
+    except ValidationError:
+        return style
 
 
 class StylePresetAdminForm(StyleDocumentFormMixin, forms.ModelForm):
     """A preset as staff edit it."""
 
-    tags = CommaSeparatedField(required=False, help_text="Comma-separated; lower-cased, at most 20.")
+    tags = CommaSeparatedField(
+        required=False,
+        widget=forms.TextInput(attrs={"size": 90, "class": "vLargeTextField"}),
+        help_text="Comma-separated; lower-cased, at most 20.",
+    )
     recommended_models = CommaSeparatedField(
         required=False,
         widget=forms.TextInput(attrs={"size": 90}),
@@ -87,7 +163,11 @@ class StylePresetAdminForm(StyleDocumentFormMixin, forms.ModelForm):
 class StyleStackAdminForm(StyleDocumentFormMixin, forms.ModelForm):
     """A stack as staff moderate it; the document is checked like a preset's."""
 
-    tags = CommaSeparatedField(required=False, help_text="Comma-separated; lower-cased, at most 20.")
+    tags = CommaSeparatedField(
+        required=False,
+        widget=forms.TextInput(attrs={"size": 90, "class": "vLargeTextField"}),
+        help_text="Comma-separated; lower-cased, at most 20.",
+    )
     compatible_models = CommaSeparatedField(required=False, widget=forms.TextInput(attrs={"size": 90}))
     # Stacks have no "artistic" category (a CHECK constraint); presets do.
     category = forms.ChoiceField(
@@ -175,3 +255,34 @@ class PresetPreviewForm(forms.Form):
 
     def clean_prompt(self):
         return self.cleaned_data["prompt"] or SAMPLE_PROMPT
+
+
+class StylePreviewForm(StyleDocumentFormMixin, forms.Form):
+    """The live preview's input: the change page's own fields for the style (either
+    view, per ``editor_mode``) and the models (``models_field``: recommended_models or
+    compatible_models), plus an optional ``preview_prompt`` and ``preview_model``."""
+
+    style = PrettyJSONField(required=False)
+    preview_prompt = forms.CharField(required=False, max_length=MAX_PREVIEW_PROMPT)
+    preview_model = PreviewModelField(queryset=AIModel.objects.all(), required=False)
+
+    def __init__(self, *args, models_field: str, **kwargs):
+        self.models_field = models_field
+        super().__init__(*args, **kwargs)
+        self.fields[models_field] = CommaSeparatedField(required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.models_field in cleaned:
+            try:
+                cleaned[self.models_field] = model_ids_clean(cleaned[self.models_field])
+            except ValidationError as exc:
+                self.add_error(self.models_field, exc)
+        return cleaned
+
+    def all_errors(self) -> dict[str, list[str]]:
+        """The form's and the editor's errors, keyed by the HTML names of their fields."""
+        errors = {name: [str(m) for m in messages] for name, messages in self.errors.items()}
+        if self.structured:
+            errors.update(self.editor.errors())
+        return errors
