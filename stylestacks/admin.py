@@ -329,12 +329,19 @@ class StylePresetAdmin(StyleEditorAdminMixin, admin.ModelAdmin):
     version_model = StylePresetVersion
     version_fk = "preset"
     fieldsets = (
-        (None, {"fields": ("name", "slug", "category", "subcategory", "description", "creator", "complexity_level")}),
-        ("Publishing", {"fields": ("is_active", "is_featured", "sort_order", "rating", "tags", "preview_image_url")}),
+        # Short fields share a line: the page (with the editor) stays within a few screens.
+        (
+            None,
+            {"fields": (("name", "slug"), ("category", "subcategory", "complexity_level"), "description", "creator")},
+        ),
+        (
+            "Publishing",
+            {"fields": (("is_active", "is_featured"), ("sort_order", "rating"), "tags", "preview_image_url")},
+        ),
         ("Models", {"fields": ("recommended_models",)}),
         ("Style", {"fields": ("style",)}),  # the structured editor and its JSON tab
         ("Preview", {"fields": ("preview",)}),
-        ("Usage", {"fields": ("usage_count", "last_used_at", "created_at", "updated_at")}),
+        ("Usage", {"fields": (("usage_count", "last_used_at"), ("created_at", "updated_at"))}),
     )
 
     def get_fieldsets(self, request, obj=None):
