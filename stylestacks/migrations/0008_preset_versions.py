@@ -34,6 +34,9 @@ ALTER TABLE public.style_preset_versions
     FOREIGN KEY (changed_by_id) REFERENCES auth.users (id) ON DELETE SET NULL;
 
 ALTER TABLE public.style_preset_versions ENABLE ROW LEVEL SECURITY;
+-- Staff-only: a policy for service_role alone (as billing's tables), none for the API roles.
+CREATE POLICY style_preset_versions_service ON public.style_preset_versions
+  FOR ALL TO service_role USING (true) WITH CHECK (true);
 REVOKE ALL ON public.style_preset_versions FROM PUBLIC, anon, authenticated;
 GRANT SELECT, INSERT ON public.style_preset_versions TO service_role;
 
@@ -58,6 +61,7 @@ PRESET_VERSIONS_REVERSE = """
 DROP TRIGGER IF EXISTS keep_version ON public.style_stack_presets;
 DROP FUNCTION IF EXISTS private.style_stack_presets_keep_version();
 REVOKE ALL ON public.style_preset_versions FROM anon, authenticated, service_role;
+DROP POLICY IF EXISTS style_preset_versions_service ON public.style_preset_versions;
 ALTER TABLE public.style_preset_versions DISABLE ROW LEVEL SECURITY;
 ALTER TABLE public.style_preset_versions
   DROP CONSTRAINT IF EXISTS style_preset_versions_preset_id_fkey,

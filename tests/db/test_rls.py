@@ -203,6 +203,7 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
         ("private", "stack_invites_accept"),
         ("private", "stack_is_visible"),
         ("private", "stack_role"),
+        ("private", "style_stack_presets_keep_version"),
         ("private", "style_stacks_count_fork"),
         ("private", "style_stacks_explore"),
         ("private", "style_stacks_keep_version"),
