@@ -71,6 +71,9 @@ def chromium():
     # The driver is given, so Selenium Manager never tries to download one.
     driver = webdriver.Chrome(options=options, service=Service(executable_path=_binary("chromedriver")))
     driver.set_page_load_timeout(30)
+    # The viewport itself is WIDTH x HEIGHT (a window of that size is smaller inside).
+    metrics = {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
@@ -168,7 +171,6 @@ def browser(chromium, live_server, request, settings):
     settings.PASSWORD_BREACH_CHECK = False
     cache.clear()  # rate-limit counters and cached figures are committed rows
     chromium.delete_all_cookies()
-    chromium.set_window_size(WIDTH, HEIGHT)
     yield Browser(chromium, live_server.url, request.node.name)
     chromium.get("about:blank")
     cache.clear()
