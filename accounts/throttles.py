@@ -21,6 +21,7 @@ The client IP is ``REMOTE_ADDR``; ``X-Forwarded-For`` is believed only as far as
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import math
@@ -53,7 +54,19 @@ def _lock_key(cache_key: str) -> int:
     return int.from_bytes(hashlib.sha256(cache_key.encode("utf-8")).digest()[:4], "big", signed=True)
 
 
-def _digest(value: str) -> str:
+@contextlib.contextmanager
+def counter_lock(cache_key: str):
+    """A transaction holding the advisory lock of ``cache_key`` until it ends: the counter
+    stored under that key can be read, compared and written back without a parallel
+    request doing the same in between. Outside a transaction (autocommit) the write is
+    committed when the block ends; the admin's sign-in limits (staffauth/limits.py) count
+    with it too."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, _lock_key(cache_key)])
+        yield
+
+
+def digest(value: str) -> str:
     # The cache key holds a hash, not the email or user id itself. surrogatepass: a lone
     # surrogate in the JSON body is the view's 400 to give, not a crash here.
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -87,8 +100,7 @@ class AuthRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, _lock_key(self.key)])
+        with counter_lock(self.key):
             self.history = self.cache.get(self.key, [])
             self.now = self.timer()
             while self.history and self.history[-1] <= self.now - self.duration:
@@ -122,7 +134,7 @@ class IPRateThrottle(AuthRateThrottle):
             return None
         # Not an address (X-Forwarded-For from a client when NUM_PROXIES is too high):
         # still a key, of bounded length.
-        return client_ip(request) or _digest(ident)
+        return client_ip(request) or digest(ident)
 
 
 class EmailRateThrottle(AuthRateThrottle):
@@ -134,7 +146,7 @@ class EmailRateThrottle(AuthRateThrottle):
         email = _field(request, "email")
         if not isinstance(email, str) or not email.strip():
             return None
-        return _digest(email.strip().lower())
+        return digest(email.strip().lower())
 
 
 class LoginIPThrottle(IPRateThrottle):
@@ -175,7 +187,7 @@ class RefreshUserThrottle(AuthRateThrottle):
         from accounts.sessions import session_of_token  # sessions reads client_ip here
 
         session = session_of_token(_field(request, self.field))
-        return _digest(str(session.user_id)) if session is not None else None
+        return digest(str(session.user_id)) if session is not None else None
 
 
 class EmailSendIPThrottle(IPRateThrottle):
