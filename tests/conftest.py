@@ -39,6 +39,14 @@ def _no_internet_password_check(settings):
 
 
 @pytest.fixture(autouse=True)
+def _admin_two_factor_off(settings):
+    # The admin's two-factor step is required only where a test turns it on
+    # (tests/accounts/test_staff_2fa.py): force_login'ed staff go straight in, whatever
+    # ADMIN_2FA_REQUIRED the environment or .env holds.
+    settings.ADMIN_2FA_REQUIRED = "off"
+
+
+@pytest.fixture(autouse=True)
 def _ledger_invariant(request):
     """After every test that touched the database: balance == sum(ledger) and the newest
     balance_after == balance, for everyone. Tests that corrupt the books on purpose

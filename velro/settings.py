@@ -44,6 +44,9 @@ SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
+    # Staff sign-in (two-factor, limits, idle expiry): before the admin, so its template
+    # (admin/base_site.html) and its admin for django-otp's devices come first.
+    "staffauth",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -55,6 +58,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
+    # Two-factor sign-in for staff (staffauth/): TOTP apps and one-time recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # The background task queue (velro/tasks.py; README, "Background tasks").
     "procrastinate.contrib.django",
     "velro",
@@ -86,7 +93,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): signed in with a second factor (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # The admin only: idle staff sessions end, and the two-factor step comes first.
+    "staffauth.middleware.StaffSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -210,8 +221,8 @@ _RATE_LIMIT_DEFAULTS = {
 }
 
 
-def _rate_limit(scope: str, default: str) -> str | None:
-    name = f"RATE_LIMIT_{scope.upper()}"
+def _rate_limit(scope: str, default: str, name: str = "") -> str | None:
+    name = name or f"RATE_LIMIT_{scope.upper()}"
     value = (env.str(name, default="") or default).strip().lower()
     if value == "off":
         return None
@@ -223,6 +234,31 @@ def _rate_limit(scope: str, default: str) -> str | None:
 
 RATE_LIMITS = {scope: _rate_limit(scope, default) for scope, default in _RATE_LIMIT_DEFAULTS.items()}
 RATE_LIMITS["invite_user"] = _rate_limit("invite_user", "30/hour")  # POST style-stacks/{id}/contributors
+
+# --- Staff sign-in (the admin; staffauth/, README "Staff sign-in") ------------------
+# Failed admin sign-ins (a wrong password or a wrong second-factor code), per account
+# (the email typed, lower-cased) and per client IP, "N/s|min|hour|day" or "off". Over
+# one: the login page answers 429 "Too many failed sign-ins …". Successful sign-ins
+# never count; failures age out of the window.
+ADMIN_LOGIN_RATE_ACCOUNT = _rate_limit("admin_login_account", "10/hour", name="ADMIN_LOGIN_RATE_ACCOUNT")
+ADMIN_LOGIN_RATE_IP = _rate_limit("admin_login_ip", "40/hour", name="ADMIN_LOGIN_RATE_IP")
+# Who must sign in to the admin with a second factor (an authenticator app, or a
+# recovery code): "superusers", "staff" (all of them) or "off". Others may opt in.
+ADMIN_2FA_REQUIRED = env.str("ADMIN_2FA_REQUIRED", default="") or ("off" if DEBUG else "superusers")
+if ADMIN_2FA_REQUIRED not in ("superusers", "staff", "off"):
+    raise ImproperlyConfigured(f"ADMIN_2FA_REQUIRED must be superusers, staff or off, not {ADMIN_2FA_REQUIRED!r}.")
+# Seconds without a request after which a staff session of the admin ends; 0: never.
+ADMIN_SESSION_IDLE_TIMEOUT = _env_or_default(env.int, "ADMIN_SESSION_IDLE_TIMEOUT", 1800)
+if ADMIN_SESSION_IDLE_TIMEOUT < 0:
+    raise ImproperlyConfigured("ADMIN_SESSION_IDLE_TIMEOUT must be 0 (off) or more seconds.")
+# django-otp: the name authenticator apps show; its per-device back-off is replaced by
+# the counters above (one limit across the password and code steps, with a message);
+# the admin never shows a device's secret (staffauth/admin.py).
+OTP_TOTP_ISSUER = "Velro"
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
 # The client IP is REMOTE_ADDR. Behind N proxies that each append to X-Forwarded-For
 # (a load balancer, nginx), set NUM_PROXIES=N; with 0 the header is ignored, as it can
 # be forged.

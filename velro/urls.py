@@ -17,6 +17,8 @@ urlpatterns = [
     path("auth/v1/", include("accounts.gotrue_urls")),
     # Before admin/: staff pages of the admin that are not a model's (Database health).
     path("admin/", include("health.admin_urls")),
+    # Before admin/ too: the admin's login with its limits, and two-factor sign-in.
+    path("admin/", include("staffauth.urls")),
     path("admin/", admin.site.urls),
 ]
 
