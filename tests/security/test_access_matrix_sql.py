@@ -19,6 +19,8 @@ from django.contrib.sessions.models import Session
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import FlowState, OneTimeToken
 from accounts.sessions import session_start
@@ -108,6 +110,15 @@ CATALOG = {
     "delete": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
 }
 # Stripe's events and customers: the service side records them and never deletes.
+# Staff's two-factor devices and recovery codes: the owner connection (the admin's
+# sign-in) and the service side only.
+SIGN_IN_SECRETS = {
+    #          anon      owner     other     editor viewer staff  service_role
+    "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+    "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "ok"),
+    "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+    "delete": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+}
 SERVICE_RECORDS = {
     #          anon      owner     other     editor viewer staff  service_role
     "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
@@ -234,6 +245,10 @@ MATRIX = {
         "update": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
         "delete": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
     },
+    # Staff's second factors (django-otp; staffauth): read by the admin's sign-in only.
+    "public.otp_static_staticdevice": SIGN_IN_SECRETS,
+    "public.otp_static_statictoken": SIGN_IN_SECRETS,
+    "public.otp_totp_totpdevice": SIGN_IN_SECRETS,
     "public.procrastinate_jobs": QUEUE,
     "public.procrastinate_events": QUEUE,
     "public.procrastinate_periodic_defers": QUEUE,
@@ -418,6 +433,19 @@ TABLES = {
         insert="INSERT INTO public.cache_entries (cache_key, value, expires) VALUES ('matrix-new', '', now()) "
         "RETURNING true",
     ),
+    "public.otp_static_staticdevice": Table(
+        insert="INSERT INTO public.otp_static_staticdevice (user_id, name, confirmed, throttling_failure_count) "
+        "VALUES (%(alice)s, 'matrix-new', true, 0) RETURNING true",
+    ),
+    "public.otp_static_statictoken": Table(
+        insert="INSERT INTO public.otp_static_statictoken (device_id, token) "
+        "SELECT id, 'matrixnew' FROM public.otp_static_staticdevice LIMIT 1 RETURNING true",
+    ),
+    "public.otp_totp_totpdevice": Table(
+        insert="INSERT INTO public.otp_totp_totpdevice (user_id, name, confirmed, key, step, t0, digits, tolerance, "
+        "drift, last_t, throttling_failure_count) VALUES (%(alice)s, 'matrix-new', true, '00', 30, 0, 6, 1, 0, -1, 0) "
+        "RETURNING true",
+    ),
     "public.procrastinate_jobs": Table(
         insert="INSERT INTO public.procrastinate_jobs (queue_name, task_name, args) "
         "VALUES ('matrix', 'matrix.new', '{}') RETURNING true",
@@ -538,6 +566,9 @@ def world(alice, bob):
     OneTimeToken.objects.create(
         user=zed, token_type="recovery_token", token_hash="matrix", relates_to=zed.email, flow_state=flow
     )
+    # Staff sign-in: zed's authenticator app and recovery codes.
+    TOTPDevice.objects.create(user=zed, name="matrix", confirmed=True)
+    StaticDevice.objects.create(user=zed, name="matrix", confirmed=True).token_set.create(token="matrix")
     if "public.cache_entries" in database_tables():
         cache.set("matrix", 1)
     # The task queue: a job (its "deferred" event comes from a trigger), a worker, and a
