@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME, logout
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
 
 from staffauth import services
@@ -24,12 +24,21 @@ LAST_SEEN = "staffauth_last_seen"
 STAMP_EVERY = 60
 
 
+def _admin_root() -> str | None:
+    """The admin's URL prefix ("/admin/"), or None under a URLconf without the admin."""
+    try:
+        return reverse("admin:index")
+    except NoReverseMatch:
+        return None
+
+
 class StaffSessionMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(reverse("admin:index")):
+        root = _admin_root()
+        if root is not None and request.path.startswith(root):
             user = request.user
             if user.is_authenticated and user.is_staff:
                 if self._idle_expired(request):

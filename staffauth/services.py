@@ -80,7 +80,9 @@ def enrolment_confirm(device: TOTPDevice, code: str) -> list[str] | None:
     unconfirmed ones go, and new recovery codes are made and returned (shown once).
     None when the code is wrong (nothing changes)."""
     with transaction.atomic():
-        device = TOTPDevice.objects.select_for_update().get(pk=device.pk, confirmed=False)
+        device = TOTPDevice.objects.select_for_update().filter(pk=device.pk, confirmed=False).first()
+        if device is None:  # confirmed (or removed) by a parallel request meanwhile
+            return None
         if not (_TOTP_CODE.fullmatch(normalise_code(code)) and device.verify_token(normalise_code(code))):
             return None
         device.confirmed = True

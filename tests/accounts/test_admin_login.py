@@ -31,7 +31,7 @@ def assert_wrong_password(response):
 
 def assert_refused(response, message):
     assert response.status_code == 429
-    assert response["Retry-After"] == "3600"
+    assert 3500 < int(response["Retry-After"]) <= 3600  # the oldest failure ages out in an hour
     assert message in response.content.decode()
     assert not response.wsgi_request.user.is_authenticated
 

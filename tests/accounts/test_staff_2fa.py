@@ -297,3 +297,15 @@ def test_the_code_step_keeps_the_next_on_this_site(boss):
     password_step(client, "boss@example.com")
     response = client.post(VERIFY, {"otp_token": code(device, 1), "next": "https://evil.example.com/"})
     assert response["Location"] == "/admin/"
+
+
+def test_check_deploy_warns_when_production_turns_two_factor_sign_in_off(settings):
+    from staffauth.apps import check_two_factor_required
+
+    settings.DEBUG = False
+    settings.ADMIN_2FA_REQUIRED = "off"
+    assert [warning.id for warning in check_two_factor_required()] == ["staffauth.W001"]
+    settings.ADMIN_2FA_REQUIRED = "superusers"
+    assert check_two_factor_required() == []
+    settings.DEBUG, settings.ADMIN_2FA_REQUIRED = True, "off"
+    assert check_two_factor_required() == []
