@@ -150,6 +150,7 @@ MATRIX = {
     "POST billing/stripe/webhook":                       (400, 400,  400,  NA,    NA,    400),
     "GET health":                                        (200, 200,  200,  NA,    NA,    200),
     "GET health/report":                                 (401, 403,  403,  NA,    NA,    200),
+    "GET /":                                             (200, 200,  200,  NA,    NA,    200),
     "GET schema":                                        (200, 200,  200,  NA,    NA,    200),
     "GET docs":                                          (200, 200,  200,  NA,    NA,    200),
     "GET redoc":                                         (200, 200,  200,  NA,    NA,    200),
@@ -160,7 +161,7 @@ MATRIX = {
 def request_of(key: str) -> tuple[str, str, dict | None]:
     """``"PATCH style-stacks/{stack} (visibility)"`` → (method, path template, body)."""
     method, path = key.split()[:2]
-    return method.lower(), path, BODIES.get(key)
+    return method.lower(), "" if path == "/" else path, BODIES.get(key)
 
 
 def body_text(body: dict) -> str:
@@ -272,7 +273,8 @@ def api_routes(resolver=None, prefix=""):
             else:
                 cls = getattr(view, "cls", None) or getattr(view, "view_class", None)
                 methods = {name for name in HTTP_METHODS if hasattr(cls, name)}
-            yield route, methods
+            if methods:  # not the catch-all 404 (its route is the API root's, api/v1/)
+                yield route, methods
 
 
 DUMMY_IDS = {

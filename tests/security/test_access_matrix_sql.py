@@ -217,6 +217,15 @@ MATRIX = {
         "update": ("denied", "denied", "denied", "denied", "denied", "all", "denied"),
         "delete": ("denied", "denied", "denied", "denied", "denied", "all", "denied"),
     },
+    # Presets' previous documents (stylestacks 0008): staff-only; the service side reads
+    # and adds them as it does stack versions.
+    "public.style_preset_versions": {
+        #          anon      owner     other     editor viewer staff  service_role
+        "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
+        "insert": ("denied", "denied", "denied", NA,    NA,    "ok",  "ok"),
+        "update": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
+        "delete": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
+    },
     "public.style_stack_presets": {
         #          anon      owner     other     editor viewer staff  service_role
         "select": ("public", "public", "public", NA,    NA,    "all", "all"),
@@ -393,6 +402,11 @@ TABLES = {
         insert="INSERT INTO public.style_stack_versions (stack_id, version, style) VALUES (%(s1)s, 99, '{}') "
         "RETURNING true",
     ),
+    "public.style_preset_versions": Table(
+        scope="preset_id IN (SELECT id FROM public.style_stack_presets WHERE slug LIKE 'matrix-%%')",
+        insert="INSERT INTO public.style_preset_versions (preset_id, version, style) "
+        "SELECT id, 99, '{}' FROM public.style_stack_presets WHERE slug = 'matrix-active' RETURNING true",
+    ),
     "public.style_stack_presets": Table(
         scope="slug LIKE 'matrix-%%'",
         words={"public": "is_active"},
@@ -540,6 +554,7 @@ def world(alice, bob):
     AIModel.objects.create(id="matrix/inactive", display_name="Inactive", kind="image", credits_cost=1, is_active=False)
     StylePreset.objects.create(slug="matrix-active", name="Active", style=NOIR)
     StylePreset.objects.create(slug="matrix-inactive", name="Inactive", style=NOIR, is_active=False)
+    StylePreset.objects.filter(slug="matrix-active").update(style=NEON)  # keep_version keeps version 1
     WebhookDelivery.objects.create(provider="matrix", signature="sig-matrix")
     pack = CreditPack.objects.get(slug="starter")
     Plan.objects.filter(slug="pro").update(active=False)
