@@ -1,23 +1,36 @@
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.http import Http404, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.forms import UserChangeForm, UserCreationForm
 from accounts.models import Profile, Session, User
-from credits.forms import CreditChangeForm
+from billing.models import Order
+from credits.forms import CreditChangeForm, UserCreditForm
 from credits.models import CreditTransaction
 from credits.services import credits_adjust, credits_grant
+from generations.admin import STATUS_COLORS, first_thumbnail_url
+from generations.models import Generation
+from projects.models import Project
 from velro.admin import ReadOnlyInlineMixin
-from velro.exceptions import ApplicationError
+from velro.exceptions import ApplicationError, InsufficientCredits
 
 # One grant form is for a handful of people (support cases, testers); a campaign for
 # thousands belongs in a management command, not in a list of hidden inputs.
 MAX_USERS_PER_CREDIT_CHANGE = 100
+
+# A user's page lists this many of each kind of related row, newest first, and links to
+# the filtered list for the rest: one LIMIT query each, whatever the person has.
+RECENT = 10
 
 
 class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
@@ -44,18 +57,16 @@ class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
         return f"{filesizeformat(obj.storage_bytes)} ({obj.storage_bytes:,} bytes)"
 
 
-class CreditTransactionInline(ReadOnlyInlineMixin, admin.TabularInline):
-    """The newest ledger rows; the ledger is append-only and never edited here."""
+class NewestOnlyFormSet(BaseInlineFormSet):
+    """An inline formset over the newest ``RECENT`` rows only (the inline's ordering):
+    the slice is taken here, after the formset has filtered by the parent, because a
+    sliced queryset can no longer be filtered."""
 
-    model = CreditTransaction
-    fk_name = "user"
-    ordering = ("-created_at", "-id")
-    fields = ("created_at", "type", "amount", "balance_after", "description", "created_by")
-    readonly_fields = fields
-    verbose_name_plural = "credit ledger"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if not queryset.query.is_sliced:
+            queryset = self._queryset = queryset[:RECENT]
+        return queryset
 
 
 class SessionInline(admin.TabularInline):
@@ -63,10 +74,12 @@ class SessionInline(admin.TabularInline):
     refresh token and access tokens stop working at once (the database cascades)."""
 
     model = Session
-    ordering = ("-created_at",)
+    formset = NewestOnlyFormSet
+    ordering = ("-created_at", "-id")
     fields = ("user_agent", "ip", "method", "created_at", "last_used_at")
     readonly_fields = fields
     extra = 0
+    # Only the newest RECENT are listed (NewestOnlyFormSet).
     verbose_name_plural = "sessions (delete one to sign that device out)"
 
     def has_add_permission(self, request, obj=None):
@@ -84,7 +97,11 @@ class SessionInline(admin.TabularInline):
 class UserAdmin(DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
-    inlines = [ProfileInline, SessionInline, CreditTransactionInline]
+    inlines = [ProfileInline, SessionInline]
+    # The identity form, then the person's credits (balance, the grant form, the newest
+    # ledger rows) and activity (projects, generations, orders): short lists with links
+    # to the filtered lists, never every row (see user_overview).
+    change_form_template = "admin/credits/user_change_form.html"
 
     list_display = (
         "email",
@@ -182,3 +199,156 @@ class UserAdmin(DjangoUserAdmin):
                     f"{user.email}: {kind} of {amount:+d} credits, balance now {entry.balance_after}.",
                     messages.SUCCESS,
                 )
+
+    # --- The user's page: credits and activity ------------------------------------
+
+    def get_urls(self):
+        # Before the parent's: its "<path:object_id>/" catch-all would take it otherwise.
+        credits = path(
+            "<path:object_id>/credits/",
+            self.admin_site.admin_view(self.credits_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_credits",
+        )
+        return [credits, *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if change and obj is not None:
+            context = {**context, **self.user_overview(request, obj)}
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def user_overview(self, request, user, *, credit_form=None) -> dict:
+        """The balance, the grant form and the newest rows of each related list the staff
+        member may view, each with a link to the full list filtered to ``user``.
+
+        One query per list (``LIMIT RECENT + 1``: the extra row only says "there is
+        more"), on the (user_id, created_at) indexes: the page costs the same for a
+        person with three rows or three million.
+        """
+        overview = {
+            "balance": Profile.objects.filter(pk=user.pk).values_list("credits_balance", flat=True).first(),
+            "recent": RECENT,
+            "related": [],
+        }
+        if self.has_credits_permission(request):
+            overview["credit_form"] = credit_form or UserCreditForm(auto_id="id_credits_%s")
+            overview["credit_form_url"] = reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_credits", args=[user.pk]
+            )
+        lists = (
+            ("ledger", CreditTransaction.objects.select_related("created_by")),
+            ("projects", Project.objects.all()),
+            ("generations", Generation.objects.select_related("ai_model").defer("adaptation", "parameters")),
+            ("orders", Order.objects.select_related("pack", "plan")),
+        )
+        for name, queryset in lists:
+            model_admin = self.admin_site.get_model_admin(queryset.model)
+            if not model_admin.has_view_permission(request):
+                continue
+            rows = list(queryset.filter(user_id=user.pk).order_by("-created_at", "-id")[: RECENT + 1])
+            opts = queryset.model._meta
+            overview["related"].append(
+                {
+                    "name": name,
+                    "title": opts.verbose_name_plural,
+                    "rows": [self._overview_row(name, row) for row in rows[:RECENT]],
+                    "more": len(rows) > RECENT,
+                    "all_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+                    + "?"
+                    + urlencode({"user__id__exact": user.pk}),
+                }
+            )
+        overview["ledger"] = next((r for r in overview["related"] if r["name"] == "ledger"), None)
+        overview["activity"] = [r for r in overview["related"] if r["name"] != "ledger"]
+        return overview
+
+    def _overview_row(self, name, row) -> dict:
+        opts = row._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
+        if name == "ledger":
+            cells = [
+                row.created_at,
+                row.get_type_display(),
+                f"{row.amount:+d}",
+                row.balance_after,
+                row.description,
+                row.created_by.email if row.created_by_id else "",
+            ]
+        elif name == "projects":
+            cells = [
+                row.created_at,
+                row.name,
+                row.get_visibility_display(),
+                row.generation_count,
+                row.archived_at or "",
+            ]
+        elif name == "generations":
+            cells = [
+                row.created_at,
+                format_html(
+                    '<strong style="color:{}">{}</strong>',
+                    STATUS_COLORS.get(row.status, "#666"),
+                    row.get_status_display(),
+                ),
+                row.ai_model.display_name,
+                row.credits_charged,
+                row.prompt if len(row.prompt) <= 60 else f"{row.prompt[:60]}…",
+            ]
+        else:  # orders
+            cells = [
+                row.created_at,
+                str(row.pack or row.plan),
+                row.get_state_display(),
+                f"{row.amount / 100:,.2f} {row.currency.upper()}",
+                row.credits,
+            ]
+        thumbnail = first_thumbnail_url(row) if name == "generations" else None
+        return {"url": url, "cells": cells, "thumbnail": thumbnail}
+
+    def credits_view(self, request, object_id):
+        """GET: the grant form on a page of its own; POST (from here or the user's page):
+        grant (amount > 0) or adjust (amount < 0) through the credits service, then back
+        to the user's page with the new balance. Refusals are errors on the form's fields,
+        with nothing written."""
+        user = self.get_object(request, unquote(object_id))
+        if user is None:
+            raise Http404("No user with this id.")
+        if not (self.has_credits_permission(request) and self.has_view_or_change_permission(request, user)):
+            raise PermissionDenied
+        form = UserCreditForm(request.POST if request.method == "POST" else None, auto_id="id_credits_%s")
+        if form.is_bound and form.is_valid():
+            entry = self._change_credits(request, user, form)
+            if entry is not None:
+                return HttpResponseRedirect(
+                    reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[user.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Grant or adjust credits: {user.email}",
+            "opts": self.opts,
+            "original": user,
+            "has_view_permission": True,
+            **self.user_overview(request, user, credit_form=form),
+        }
+        return TemplateResponse(request, "admin/credits/user_credits.html", context)
+
+    def _change_credits(self, request, user, form):
+        amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+        kind, service = ("grant", credits_grant) if amount > 0 else ("adjustment", credits_adjust)
+        try:
+            entry = service(user=user, amount=amount, reason=reason, created_by=request.user)
+        except ValidationError as exc:  # keyed by "amount" / "reason", as the form is
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        except InsufficientCredits as exc:
+            form.add_error("amount", exc.message)
+        except (ApplicationError, Http404) as exc:  # no profile
+            form.add_error(None, str(exc))
+        else:
+            self.log_change(request, user, f"Credits {kind} {amount:+d}: {reason}")
+            self.message_user(
+                request,
+                f"{user.email}: {kind} of {amount:+d} credits, balance now {entry.balance_after}.",
+                messages.SUCCESS,
+            )
+            return entry
+        return None

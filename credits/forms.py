@@ -35,3 +35,26 @@ class CreditChangeForm(forms.Form):
         if cleaned.get("kind") == self.Kind.GRANT and cleaned.get("amount") is not None and cleaned["amount"] < 0:
             self.add_error("amount", "A grant adds credits; use an adjustment to take credits away.")
         return cleaned
+
+
+class UserCreditForm(forms.Form):
+    """The "Grant or adjust credits" form on a user's admin page: a positive amount is a
+    grant, a negative one an adjustment. It only checks the input; credits_grant /
+    credits_adjust check it again and the database refuses a balance below zero."""
+
+    amount = forms.IntegerField(
+        min_value=-MAX_CHANGE,
+        max_value=MAX_CHANGE,
+        help_text="Positive adds credits (a grant); negative takes them away (an adjustment).",
+    )
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Stored on the ledger row and shown to the person in their history.",
+    )
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("Enter a non-zero number of credits.")
+        return amount

@@ -165,7 +165,7 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def thumbnail(self, obj):
-        first = next((url for o in obj.outputs or [] if (url := _thumbnail_url(o))), None)
+        first = first_thumbnail_url(obj)
         if first is None:
             return ""
         return format_html('<img src="{}" alt="" loading="lazy" style="max-height:40px;max-width:60px">', first)
@@ -274,6 +274,11 @@ class GenerationAdmin(admin.ModelAdmin):
 
 def _short(generation) -> str:
     return str(generation.pk)[:8]
+
+
+def first_thumbnail_url(generation) -> str | None:
+    """A signed link to the first output's picture (for lists), or None."""
+    return next((url for output in generation.outputs or [] if (url := _thumbnail_url(output))), None)
 
 
 def _is_image(output) -> bool:
