@@ -1,16 +1,20 @@
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.http import Http404
-from django.urls import reverse
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.models import Profile
 from credits.models import CreditTransaction
 from generations.forms import AIModelAdminForm
 from generations.models import AIModel, Generation
 from generations.serializers import output_media_name
-from generations.services import generation_fail, generation_retry
+from generations.services import generation_fail, generation_refund, generation_retry
 from velro.admin import CappedCountPaginator, ReadOnlyInlineMixin
-from velro.exceptions import ApplicationError
+from velro.exceptions import ApplicationError, Conflict
 from velro.media_links import signed_media_url
 
 Status = Generation.Status
@@ -65,6 +69,16 @@ class GenerationLedgerInline(ReadOnlyInlineMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("created_by")
 
 
+class RefundForm(forms.Form):
+    """The reason a staff member refunds a generation; stored on the ledger row."""
+
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Stored on the refund's ledger row and shown to the person in their history.",
+    )
+
+
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
     """Generations, read only: the worker, webhooks and the services own every column.
@@ -115,6 +129,8 @@ class GenerationAdmin(admin.ModelAdmin):
         ("Dates", {"fields": ("created_at", "started_at", "completed_at", "updated_at")}),
     )
     readonly_fields = ("reference_preview", "outputs_preview")
+    # The read-only detail with a "Refund" form of its own below it.
+    change_form_template = "admin/credits/generation_change_form.html"
 
     def has_add_permission(self, request):
         return False  # only generation_create makes generations (and charges for them)
@@ -144,6 +160,85 @@ class GenerationAdmin(admin.ModelAdmin):
 
     def has_operate_permission(self, request):
         return request.user.has_perm("generations.change_generation")
+
+    def get_urls(self):
+        # Before the parent's: its "<path:object_id>/" catch-all would take it otherwise.
+        refund = path(
+            "<path:object_id>/refund/",
+            self.admin_site.admin_view(self.refund_view),
+            name="generations_generation_refund",
+        )
+        return [refund, *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.has_operate_permission(request):
+            context = {**context, "refund": self._refund_context(obj)}
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def _refund_context(self, generation, form=None) -> dict:
+        """What the refund form shows: whether a refund is possible, the earlier refund
+        if there is one, and the owner's balance."""
+        refunded = (
+            CreditTransaction.objects.filter(generation_id=generation.pk, type=CreditTransaction.Type.REFUND)
+            .select_related("created_by")
+            .first()
+        )
+        if refunded is not None:
+            state = "refunded"
+        elif generation.status in (Status.PENDING, Status.PROCESSING):
+            state = "in_flight"
+        elif generation.credits_charged <= 0:
+            state = "nothing_charged"
+        else:
+            state = "refundable"
+        return {
+            "state": state,
+            "entry": refunded,
+            "form": form or RefundForm(auto_id="id_refund_%s"),
+            "url": reverse("admin:generations_generation_refund", args=[generation.pk]),
+            "balance": Profile.objects.filter(pk=generation.user_id).values_list("credits_balance", flat=True).first(),
+        }
+
+    def refund_view(self, request, object_id):
+        """GET: the refund form; POST: refund the generation's charge once through
+        generations.services.generation_refund (credits_refund), then back to the
+        generation with the owner's new balance. A second refund writes nothing."""
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        generation = self.get_object(request, unquote(object_id))
+        if generation is None:
+            raise Http404("No generation with this id.")
+        form = RefundForm(request.POST if request.method == "POST" else None, auto_id="id_refund_%s")
+        change_url = reverse("admin:generations_generation_change", args=[generation.pk])
+        if form.is_bound and form.is_valid():
+            try:
+                entry = generation_refund(
+                    generation_id=generation.pk, reason=form.cleaned_data["reason"], created_by=request.user
+                )
+            except Conflict as exc:
+                level = messages.WARNING if exc.code == "already_refunded" else messages.ERROR
+                self.message_user(request, f"{_short(generation)}: {exc.message}", level)
+                return HttpResponseRedirect(change_url)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                self.log_change(request, generation, f"Refunded {entry.amount} credits: {entry.description}")
+                self.message_user(
+                    request,
+                    f"{_short(generation)}: refunded {entry.amount} credits to {generation.user.email}, "
+                    f"balance now {entry.balance_after}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund generation {_short(generation)}",
+            "opts": self.opts,
+            "original": generation,
+            "refund": self._refund_context(generation, form=form),
+        }
+        return TemplateResponse(request, "admin/credits/generation_refund.html", context)
 
     @admin.display(description="id", ordering="id")
     def short_id(self, obj):

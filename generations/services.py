@@ -19,13 +19,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from accounts.models import Profile
+from credits.models import CreditTransaction
 from credits.services import credits_refund
 from generations.models import AIModel, Generation
 from generations.outputs import outputs_bytes, stored_paths
@@ -375,3 +376,45 @@ def generation_sweep(*, timeout_seconds: int | None = None) -> int:
         ):
             failed += 1
     return failed
+
+
+@transaction.atomic
+def generation_refund(*, generation_id, reason: str, created_by=None) -> CreditTransaction:
+    """Staff give back what a finished generation was charged, once (the admin's
+    "Refund" button): a goodwill refund of a completed one, or a failed or cancelled one
+    whose refund is missing. The status stays as it is.
+
+    A pending or processing generation is refused: failing it refunds it (the action
+    "Mark failed and refund", generation_fail), and refunding it here would let the
+    worker deliver what was paid back. Raises ``Conflict`` (code ``already_refunded``,
+    ``in_flight`` or ``nothing_charged``) and ``ValidationError`` for an empty reason;
+    nothing is written then. ``Http404`` for an unknown id.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "A reason is required."})
+    # The row lock orders this after a worker, a cancel or the sweep that is moving the
+    # same generation (their conditional UPDATEs lock it too), and a second press of the
+    # button after the first: each then sees the status and the refund row as they are.
+    generation = Generation.objects.select_for_update().filter(pk=generation_id).first()
+    if generation is None:
+        raise Http404("No such generation.")
+    if generation.status in (Status.PENDING, Status.PROCESSING):
+        raise Conflict(
+            f"The generation is {generation.status}: mark it failed instead, which refunds it.", code="in_flight"
+        )
+    if generation.credits_charged <= 0:
+        raise Conflict("Nothing was charged for this generation.", code="nothing_charged")
+    already = Conflict("This generation was already refunded: nothing was written.", code="already_refunded")
+    if CreditTransaction.objects.filter(generation_id=generation.pk, type=CreditTransaction.Type.REFUND).exists():
+        raise already
+    try:
+        with transaction.atomic():
+            return credits_refund(generation=generation, reason=reason[:500], created_by=created_by)
+    except IntegrityError as exc:
+        # credit_tx_one_refund_per_generation: the ledger itself refuses a second refund.
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == (
+            "credit_tx_one_refund_per_generation"
+        ):
+            raise already from exc
+        raise
