@@ -74,7 +74,7 @@ class CreditTransaction(models.Model):
         indexes = [
             # "my ledger, newest first" and the RLS policy's user_id filter.
             models.Index(fields=["user", "-created_at", "-id"], name="credit_tx_user_created_idx"),
-            # The admin dashboard's credits spent and granted per day (velro/dashboard.py):
+            # The admin dashboard's credits spent and granted per day (health/dashboard.py):
             # a range scan on created_at that sums amounts by type from the index alone.
             models.Index(fields=["created_at"], include=["type", "amount"], name="credit_tx_created_idx"),
         ]

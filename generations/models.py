@@ -154,7 +154,7 @@ class Generation(models.Model):
             # "My generations, newest first" (cursor pagination) and the RLS policy's
             # user_id filter.
             models.Index(fields=["user", "-created_at", "-id"], name="generations_user_created_idx"),
-            # The admin dashboard's 30-day figures (velro/dashboard.py): a range scan on
+            # The admin dashboard's 30-day figures (health/dashboard.py): a range scan on
             # created_at, grouped by day and status or model without reading the table.
             models.Index(fields=["created_at"], include=["status", "ai_model"], name="generations_created_idx"),
             # The worker's queue: oldest pending first.

@@ -1,5 +1,5 @@
 """An index on auth.users (created_at) for the admin dashboard's sign-ups per day
-(velro/dashboard.py): a range scan over the last 30 days instead of a read of every
+(health/dashboard.py): a range scan over the last 30 days instead of a read of every
 identity. SQL rather than Meta.indexes on the model: the dashboard is the only reader, and
 this keeps the identity model as Supabase shapes it. Built concurrently so sign-ups
 are not blocked while it runs on a big table."""

@@ -1,5 +1,5 @@
 """An index for the admin dashboard's credits spent and granted per day
-(velro/dashboard.py): a range scan on created_at that sums amounts by type from the
+(health/dashboard.py): a range scan on created_at that sums amounts by type from the
 index alone. Built concurrently: every charge writes the ledger, and a plain CREATE
 INDEX would block those writes while it runs."""
 

@@ -1,5 +1,5 @@
 """An index for the admin dashboard's generations per day by status and failures by
-model (velro/dashboard.py): a range scan on created_at that carries status and the
+model (health/dashboard.py): a range scan on created_at that carries status and the
 model, so the 30-day figures never read the table itself. Built concurrently: the
 generations table is the work queue, and a plain CREATE INDEX would block its writes."""
 
