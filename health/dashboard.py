@@ -3,8 +3,8 @@
 One function per figure, each a single query that the database answers from an index
 (a range scan on created_at, grouped by day with date_trunc in the database: the rows
 never come to Python): auth.users (users_created_at_idx), generations
-(generations_created_idx, and the partial queue indexes) and credit_transactions
-(credit_tx_created_idx). Days are UTC days, the last one today; a day without rows is a
+(generations_created_brin, and the partial queue indexes) and credit_transactions
+(credit_tx_created_brin). Days are UTC days, the last one today; a day without rows is a
 zero. ``dashboard_figures`` keeps each figure in Django's cache for a minute, so a busy
 admin index costs one cache read, and shows a figure only to staff who may view its model.
 """

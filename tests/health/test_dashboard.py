@@ -121,13 +121,18 @@ def test_credits_spent_and_granted_per_day_come_from_the_ledger(alice, bob):
     }
 
 
-def explain(run) -> list[str]:
+def explain(run, without=()) -> list[str]:
     """The plan of each query ``run`` makes, with sequential scans priced out: on a test
-    table of a few rows the planner prefers reading the table, whatever indexes exist."""
+    table of a few rows the planner prefers reading the table, whatever indexes exist.
+    The b-tree indexes in ``without`` are dropped for this test's transaction (rolled
+    back after it): on a few rows of one person the planner takes the (user_id,
+    created_at) index for the range, which on millions of rows of many people it won't."""
     with CaptureQueriesContext(connection) as captured:
         run()
     plans = []
     with connection.cursor() as cursor:
+        for index in without:
+            cursor.execute(f"DROP INDEX public.{index}")
         cursor.execute("SET LOCAL enable_seqscan = off")
         for query in captured.captured_queries:
             cursor.execute(f"EXPLAIN {query['sql']}")
@@ -140,14 +145,18 @@ def explain(run) -> list[str]:
     ("figure", "indexes"),
     [
         (dashboard.signups_per_day, ["users_created_at_idx"]),
-        (dashboard.generations_per_day, ["generations_created_idx"]),
-        (dashboard.failures_by_model, ["generations_created_idx"]),
-        (dashboard.credits_per_day, ["credit_tx_created_idx"]),
+        (dashboard.generations_per_day, ["generations_created_brin"]),
+        (dashboard.failures_by_model, ["generations_created_brin"]),
+        (dashboard.credits_per_day, ["credit_tx_created_brin"]),
         (dashboard.queue_now, ["generations_pending_idx", "generations_processing_idx"]),
     ],
 )
 def test_each_figure_is_an_index_scan_grouped_in_the_database(alice, figure, indexes):
-    plans = explain(figure)
+    competing = {
+        "generations_created_brin": "generations_user_created_idx",
+        "credit_tx_created_brin": "credit_tx_user_created_idx",
+    }
+    plans = explain(figure, without={competing[i] for i in indexes if i in competing})
     assert len(plans) == len(indexes)
     for plan, index in zip(plans, indexes, strict=True):
         assert re.search(rf"(Bitmap Index Scan on|Index (Only )?Scan using) {index} ", plan), plan
