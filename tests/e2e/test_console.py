@@ -1,8 +1,14 @@
 """The staff console as staff use it, in Chromium (issue 18)."""
 
+import base64
+import time
+
 import httpx
 import pytest
+from django_otp.oath import TOTP
 
+from generations.models import AIModel
+from generations.services import generation_create
 from stylestacks.models import StylePreset
 from tests.factories import UserFactory
 
@@ -78,3 +84,83 @@ def test_a_preset_is_edited_block_by_block_with_the_preview_following(browser, s
     diff = browser.wait_for("#style-diff").text
     assert camera in diff
     browser.screenshot("preset-style-diff")
+
+
+def test_credits_are_granted_from_the_persons_own_page(browser, staff_member):
+    person = UserFactory(email="writes-to-support@example.com")
+    browser.login(staff_member.email)
+    browser.open(f"/admin/accounts/user/{person.pk}/change/")
+    assert browser.wait_for("#user-credits-balance").text == "100"  # the sign-up bonus
+
+    browser.fill("#id_credits_amount", "25")
+    browser.fill("#id_credits_reason", "Sorry for the failed video")
+    browser.submit("#user-credits-submit")
+
+    assert "balance now 125" in browser.wait_for("ul.messagelist li.success").text
+    assert browser.find("#user-credits-balance").text == "125"
+    newest = browser.find("tbody#user-ledger-rows tr.ledger-row")
+    assert "+25" in newest.text and "Sorry for the failed video" in newest.text
+    browser.screenshot("user-page")
+
+    # A refused amount is an error on its field, and nothing is written.
+    browser.fill("#id_credits_amount", "0")
+    browser.fill("#id_credits_reason", "nothing")
+    browser.submit("#user-credits-submit")
+    assert browser.wait_for(".field-amount .errorlist").text
+    person.profile.refresh_from_db()
+    assert person.profile.credits_balance == 125
+
+
+def test_the_dashboard_shows_the_last_30_days_and_the_queue(browser, seeds, staff_member):
+    person = UserFactory(email="maker@example.com")
+    flux = AIModel.objects.get(pk="fal-ai/flux/dev")
+    for prompt in ("a heron at dawn", "a fox in the snow"):
+        generation_create(user=person, ai_model=flux, prompt=prompt)
+
+    browser.login(staff_member.email)
+    dashboard = browser.wait_for("#velro-dashboard")
+    for chart in ("signups", "generations", "credits"):
+        assert browser.find(f"#dashboard-{chart}-chart").tag_name == "svg"
+    assert browser.find("#dashboard-queue-pending").text == "2"
+    assert browser.find("#dashboard-queue-processing").text == "0"
+    assert "UTC" in dashboard.text
+    browser.screenshot("dashboard")
+
+
+def totp(secret: str, *, later: int = 0) -> str:
+    """The six-digit code an authenticator app shows for ``secret`` (base32), ``later``
+    seconds from now."""
+    code = TOTP(base64.b32decode(secret + "=" * (-len(secret) % 8)))
+    code.time = time.time() + later
+    return f"{code.token():06d}"
+
+
+def test_a_superuser_enrols_in_two_factor_sign_in_and_signs_in_with_a_code(browser, staff_member, settings):
+    settings.ADMIN_2FA_REQUIRED = "superusers"  # as in production (DEBUG off)
+    browser.login(staff_member.email)
+    # Required and not enrolled: set up before any other admin page.
+    assert browser.path.startswith("/admin/2fa/enrol/")
+    browser.wait_for("#staff-2fa-qr svg")
+    secret = browser.find("code#staff-2fa-secret").text
+    browser.screenshot("two-factor-enrolment")
+
+    browser.fill("#id_otp_token", "000000" if totp(secret) != "000000" else "111111")
+    browser.submit("#staff-2fa-enrol-submit")
+    assert browser.find_all("p.errornote, .errorlist"), "a wrong code is refused"
+
+    browser.fill("#id_otp_token", totp(secret))
+    browser.submit("#staff-2fa-enrol-submit")
+    codes = [item.text for item in browser.find_all("ul#staff-2fa-recovery-codes code.staff-2fa-recovery-code")]
+    assert len(codes) == 10 and len(set(codes)) == 10
+    browser.screenshot("two-factor-recovery-codes")
+    browser.find("a#staff-2fa-continue").click()
+    browser.wait_for("#velro-dashboard")
+
+    browser.submit("#logout-form button[type=submit]")
+    browser.login(staff_member.email)
+    assert browser.path.startswith("/admin/2fa/verify/")
+    # A code is taken once: the enrolment used this 30-second step, so the next one.
+    browser.fill("#id_otp_token", totp(secret, later=30))
+    browser.submit("#staff-2fa-verify-submit")
+    assert browser.path == "/admin/"
+    browser.wait_for("#velro-dashboard")
