@@ -19,8 +19,8 @@ class PlanSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    pack = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    plan = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    pack = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    plan = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = Order
