@@ -347,7 +347,7 @@ class UserAdmin(DjangoUserAdmin):
             self.log_change(request, user, f"Credits {kind} {amount:+d}: {reason}")
             self.message_user(
                 request,
-                f"{user.email}: {kind} of {amount:+d} credits, balance now {entry.balance_after}.",
+                f"{kind.capitalize()} of {amount:+d} credits for {user.email}: balance now {entry.balance_after}.",
                 messages.SUCCESS,
             )
             return entry

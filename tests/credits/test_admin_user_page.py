@@ -158,7 +158,7 @@ def test_a_grant_from_the_page_writes_a_ledger_row_by_the_staff_member(alice, st
     entry = CreditTransaction.objects.get(user=alice, type="grant")
     assert (entry.amount, entry.balance_after, entry.created_by_id) == (50, 150, staff.pk)
     assert entry.description == "Apology for the outage"
-    assert messages_of(response) == [("success", "alice@example.com: grant of +50 credits, balance now 150.")]
+    assert messages_of(response) == [("success", "Grant of +50 credits for alice@example.com: balance now 150.")]
     log = LogEntry.objects.get(object_id=str(alice.pk))
     assert (log.user_id, log.action_flag) == (staff.pk, CHANGE)
     assert "Credits grant +50: Apology for the outage" in log.get_change_message()
@@ -175,7 +175,7 @@ def test_a_negative_amount_is_an_adjustment(alice, staff, client):
     assert balance(alice) == 70
     entry = CreditTransaction.objects.get(user=alice, type="adjustment")
     assert (entry.amount, entry.balance_after, entry.created_by_id) == (-30, 70, staff.pk)
-    assert ("success", "alice@example.com: adjustment of -30 credits, balance now 70.") in messages_of(response)
+    assert ("success", "Adjustment of -30 credits for alice@example.com: balance now 70.") in messages_of(response)
 
 
 @pytest.mark.parametrize(
