@@ -3,9 +3,24 @@ from django import forms
 from credits.services import MAX_CHANGE
 
 
-class CreditChangeForm(forms.Form):
-    """The admin's "Grant or adjust credits" form. It only checks the input; the change
-    itself goes through credits_grant / credits_adjust, which check it again."""
+class CreditAmountForm(forms.Form):
+    """An amount of credits (non-zero, within ``MAX_CHANGE`` either way) and the reason
+    stored on the ledger row. It only checks the input; the change itself goes through
+    credits_grant / credits_adjust, which check it again (the database refuses a balance
+    below zero)."""
+
+    amount = forms.IntegerField(min_value=-MAX_CHANGE, max_value=MAX_CHANGE)
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("Enter a non-zero number of credits.")
+        return amount
+
+
+class CreditChangeForm(CreditAmountForm):
+    """The intermediate page of the "Grant or adjust credits" action (the Users list)."""
 
     class Kind:
         GRANT = "grant"
@@ -13,22 +28,13 @@ class CreditChangeForm(forms.Form):
         CHOICES = [(GRANT, "Grant (adds credits)"), (ADJUSTMENT, "Adjustment (either sign)")]
 
     kind = forms.ChoiceField(choices=Kind.CHOICES, initial=Kind.GRANT, widget=forms.RadioSelect)
-    amount = forms.IntegerField(
-        min_value=-MAX_CHANGE,
-        max_value=MAX_CHANGE,
-        help_text="Credits per selected user. Negative only for an adjustment.",
-    )
-    reason = forms.CharField(
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Stored on each ledger row and shown to the person in their history.",
-    )
+    field_order = ["kind", "amount", "reason"]
 
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
-        if amount == 0:
-            raise forms.ValidationError("Enter a non-zero number of credits.")
-        return amount
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].help_text = "Credits per selected user. Negative only for an adjustment."
+        self.fields["reason"].widget.attrs["rows"] = 3
+        self.fields["reason"].help_text = "Stored on each ledger row and shown to the person in their history."
 
     def clean(self):
         cleaned = super().clean()
@@ -37,24 +43,11 @@ class CreditChangeForm(forms.Form):
         return cleaned
 
 
-class UserCreditForm(forms.Form):
+class UserCreditForm(CreditAmountForm):
     """The "Grant or adjust credits" form on a user's admin page: a positive amount is a
-    grant, a negative one an adjustment. It only checks the input; credits_grant /
-    credits_adjust check it again and the database refuses a balance below zero."""
+    grant, a negative one an adjustment."""
 
-    amount = forms.IntegerField(
-        min_value=-MAX_CHANGE,
-        max_value=MAX_CHANGE,
-        help_text="Positive adds credits (a grant); negative takes them away (an adjustment).",
-    )
-    reason = forms.CharField(
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="Stored on the ledger row and shown to the person in their history.",
-    )
-
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
-        if amount == 0:
-            raise forms.ValidationError("Enter a non-zero number of credits.")
-        return amount
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].help_text = "Positive adds credits (a grant); negative takes them away (an adjustment)."
+        self.fields["reason"].help_text = "Stored on the ledger row and shown to the person in their history."
