@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from billing.models import CreditPack, Order, Plan, StripeCustomer, StripeEvent
 from billing.selectors import revenue_by_day
 from billing.services import order_refund
+from velro.admin import ReadOnlyAdminMixin
 from velro.exceptions import ApplicationError
 
 
@@ -105,22 +106,13 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What Stripe told us, once per event id. Read-only."""
 
     list_display = ["received_at", "id", "type", "outcome", "detail", "livemode"]
     list_filter = ["outcome", "type", "livemode"]
     search_fields = ["id", "detail"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(StripeCustomer)

@@ -3,11 +3,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from credits.models import CreditTransaction
-from velro.admin import CappedCountPaginator
+from velro.admin import CappedCountPaginator, ReadOnlyAdminMixin
 
 
 @admin.register(CreditTransaction)
-class CreditTransactionAdmin(admin.ModelAdmin):
+class CreditTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger, read only: rows are written by credits_apply() alone (the grant and
     adjustment action lives on the Users admin), and a trigger refuses UPDATE/DELETE."""
 
@@ -32,15 +32,6 @@ class CreditTransactionAdmin(admin.ModelAdmin):
     sortable_by = ("created_at",)
     fields = ("id", "user", "type", "amount", "balance_after", "generation", "description", "created_by", "created_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="user", ordering="user__email")
     def user_email(self, obj):

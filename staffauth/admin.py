@@ -15,24 +15,16 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from staffauth import services
 from staffauth.models import TwoFactorDevice
+from velro.admin import ReadOnlyAdminMixin
 
 
-class _HiddenAdmin(admin.ModelAdmin):
+class _HiddenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Holds a model's registration so django-otp's admin cannot; shows nothing."""
 
     def has_module_permission(self, request):
         return False
 
     def has_view_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 

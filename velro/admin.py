@@ -2,12 +2,10 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 
-class ReadOnlyInlineMixin:
-    """An inline staff can read but never add to, change or delete from: for rows that
-    only triggers and services write (profiles, the ledger)."""
-
-    can_delete = False
-    extra = 0
+class ReadOnlyAdminMixin:
+    """A model admin (or inline) staff can read but never add to, change or delete from:
+    for rows that only triggers and services write (profiles, the ledger, Stripe's
+    events)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -17,6 +15,13 @@ class ReadOnlyInlineMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
+    """An inline of rows staff only read."""
+
+    can_delete = False
+    extra = 0
 
 
 class CappedCountPaginator(Paginator):
