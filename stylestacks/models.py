@@ -279,53 +279,11 @@ class StackInvite(models.Model):
         return f"{self.email} {self.role} of {self.stack_id} (pending)"
 
 
-class StyleStackVersion(models.Model):
-    """A previous document of a stack, written by a trigger whenever ``style`` changes."""
+class StyleVersion(models.Model):
+    """A previous style document, written by a keep_version trigger whenever ``style``
+    changes: its number (from 1 per stack or preset), the document and who changed it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False)
-    stack = models.ForeignKey(
-        StyleStack,
-        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database
-        db_constraint=False,
-        db_index=False,  # the (stack, version) unique index leads with stack_id
-        related_name="versions",
-    )
-    version = models.PositiveIntegerField()
-    style = models.JSONField()
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(db_default=Now(), editable=False)
-
-    class Meta:
-        db_table = "style_stack_versions"
-        ordering = ["-version"]
-        constraints = [
-            models.UniqueConstraint(fields=["stack", "version"], name="style_stack_versions_stack_version_key")
-        ]
-
-    def __str__(self):
-        return f"{self.stack_id} v{self.version}"
-
-
-class StylePresetVersion(models.Model):
-    """A previous document of a preset (``public.style_preset_versions``), written by the
-    trigger keep_version whenever ``style`` changes; staff-only data (RLS on, no policy
-    for the API roles). ``version`` counts per preset from 1."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False)
-    preset = models.ForeignKey(
-        StylePreset,
-        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database
-        db_constraint=False,
-        db_index=False,  # the (preset, version) unique index leads with preset_id
-        related_name="versions",
-    )
     version = models.PositiveIntegerField()
     style = models.JSONField()
     changed_by = models.ForeignKey(
@@ -339,8 +297,45 @@ class StylePresetVersion(models.Model):
     created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
-        db_table = "style_preset_versions"
+        abstract = True
         ordering = ["-version"]
+
+
+class StyleStackVersion(StyleVersion):
+    """A previous document of a stack (``public.style_stack_versions``)."""
+
+    stack = models.ForeignKey(
+        StyleStack,
+        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database
+        db_constraint=False,
+        db_index=False,  # the (stack, version) unique index leads with stack_id
+        related_name="versions",
+    )
+
+    class Meta(StyleVersion.Meta):
+        db_table = "style_stack_versions"
+        constraints = [
+            models.UniqueConstraint(fields=["stack", "version"], name="style_stack_versions_stack_version_key")
+        ]
+
+    def __str__(self):
+        return f"{self.stack_id} v{self.version}"
+
+
+class StylePresetVersion(StyleVersion):
+    """A previous document of a preset (``public.style_preset_versions``); staff-only data
+    (RLS on, no policy for the API roles)."""
+
+    preset = models.ForeignKey(
+        StylePreset,
+        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database
+        db_constraint=False,
+        db_index=False,  # the (preset, version) unique index leads with preset_id
+        related_name="versions",
+    )
+
+    class Meta(StyleVersion.Meta):
+        db_table = "style_preset_versions"
         constraints = [
             models.UniqueConstraint(fields=["preset", "version"], name="style_preset_versions_preset_version_key")
         ]
