@@ -80,8 +80,8 @@ SWITCH = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', 
 _SELECT = (
     'SELECT "id", "ai_model_id", "project_id", "parent_id", "style_stack_id", "preset_id", "prompt", '
     '"adapted_prompt", "negative_prompt", "parameters", "reference_image", "status", "credits_charged", '
-    '"outputs", "error_message", "attempts", "is_favorite", "created_at", "started_at", "completed_at" '
-    'FROM "generations" WHERE "user_id" = %s'
+    '"outputs", "error_message", "attempts", "is_favorite", "created_at", "started_at", "completed_at", '
+    '"progress" FROM "generations" WHERE "user_id" = %s'
 )
 CREATED_AT = 17  # index of created_at in a row
 
@@ -646,6 +646,7 @@ class Baseline:
             "created_at": drf_datetime(row[17]),
             "started_at": drf_datetime(row[18]),
             "completed_at": drf_datetime(row[19]),
+            "progress": row[20],
         }
 
 

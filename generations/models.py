@@ -138,6 +138,23 @@ class Generation(models.Model):
     error_message = models.TextField(blank=True, db_default="")
     provider_request_id = models.CharField(max_length=200, blank=True, db_default="")
     attempts = models.PositiveIntegerField(default=0, db_default=0)
+    # Submit and release (issue 19): the provider holding the request ('' for one that
+    # runs in the worker, like local), the URLs its submit returned (status, response,
+    # cancel), when it was submitted, when a worker should look at it next (poll it,
+    # retry its submit, or finish it once a result is in), the result a webhook or a
+    # poll brought (cleared once completed: no row keeps pointing at a provider's CDN),
+    # the latest progress (queue position, stage, percentage) and what the provider
+    # reported it cost.
+    provider = models.CharField(max_length=20, blank=True, db_default="", editable=False)
+    provider_urls = models.JSONField(
+        default=dict, blank=True, db_default=models.Value({}, models.JSONField()), editable=False
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_poll_at = models.DateTimeField(null=True, blank=True, editable=False)
+    provider_result = models.JSONField(null=True, blank=True, editable=False)
+    progress = models.JSONField(default=dict, blank=True, db_default=models.Value({}, models.JSONField()))
+    provider_inference_seconds = models.FloatField(null=True, blank=True, editable=False)
+    provider_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True, editable=False)
     is_favorite = models.BooleanField(default=False, db_default=False)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     # SHA-256 of the request an Idempotency-Key was first used with: the same key with
@@ -167,6 +184,8 @@ class Generation(models.Model):
             models.Index(
                 fields=["started_at"], name="generations_processing_idx", condition=models.Q(status="processing")
             ),
+            # The workers' in-flight requests: what is due (to poll, resubmit or finish).
+            models.Index(fields=["next_poll_at"], name="generations_due_idx", condition=models.Q(status="processing")),
             models.Index(
                 fields=["provider_request_id"],
                 name="generations_provider_req_idx",

@@ -117,6 +117,9 @@ class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
             "created_at",
             "started_at",
             "completed_at",
+            # While processing at a provider: its stage (submitting, queued, running,
+            # finishing …), queue position, a percentage where the model gives one.
+            "progress",
         ]
         read_only_fields = fields
 
@@ -161,6 +164,7 @@ class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
             "created_at": iso_datetime(g["created_at"], tz),
             "started_at": iso_datetime(g["started_at"], tz),
             "completed_at": iso_datetime(g["completed_at"], tz),
+            "progress": g["progress"],
         }
 
     def get_reference_image(self, generation) -> str | None:

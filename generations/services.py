@@ -258,11 +258,62 @@ def _same_request(generation: Generation, fingerprint: str) -> Generation:
 
 
 def generation_cancel(*, user, generation_id) -> Generation:
-    """Cancel the user's pending generation and refund it. Raises Http404 for anything
-    not theirs, ``Conflict`` when it is no longer pending."""
+    """Cancel the user's generation and refund it: a pending one here (the database
+    function), one a provider holds in its queue at the provider first
+    (``generation_cancel_at_provider``). Raises Http404 for anything not theirs,
+    ``Conflict`` (with the reason) when it can no longer be cancelled."""
     with rls.acting_as(user):
-        call_function("generation_cancel", generation_id)
+        generation = Generation.objects.select_related("ai_model").filter(pk=generation_id).first()
+        if generation is None:
+            raise Http404("No such generation.")
+        if generation.status == Status.PROCESSING and generation.provider:
+            generation_cancel_at_provider(generation=generation)
+        else:
+            call_function("generation_cancel", generation_id)
     return Generation.objects.select_related("ai_model").get(pk=generation_id)
+
+
+def generation_cancel_at_provider(*, generation: Generation) -> None:
+    """Cancel a generation its provider holds: only while the provider still has it
+    queued, as fal's queue itself allows (202 CANCELLATION_REQUESTED); then it is
+    cancelled here and refunded, exactly once. A request the provider already runs (or
+    finished) is a ``Conflict`` naming the provider's answer; so is one still being
+    submitted (no request id yet). The provider call holds no lock: a webhook or a poll
+    finishing it meanwhile wins the conditional update, and this is a Conflict too."""
+    from generations.providers import ProviderError, provider_named
+
+    if not generation.provider_request_id:
+        raise Conflict(
+            "The generation is being submitted to the provider; try again in a moment.", code="not_cancellable"
+        )
+    try:
+        cancelled, answer = _cancel_at(provider_named(generation.provider), generation)
+    except ProviderError as exc:
+        raise Conflict(
+            f"The provider could not be reached to cancel it ({exc}); try again.", code="not_cancellable"
+        ) from exc
+    if not cancelled:
+        reason = "it is already running there" if answer == "IN_PROGRESS" else f"it answered {answer}"
+        raise Conflict(
+            f"The provider cannot cancel this generation: {reason}. It will finish (or fail, refunded) on its own.",
+            code="not_cancellable",
+        )
+    with rls.transaction_role(rls.ROLE_SERVICE, ""):
+        done = _transition(
+            generation.pk,
+            from_statuses=[Status.PROCESSING],
+            status=Status.CANCELLED,
+            completed_at=timezone.now(),
+            next_poll_at=None,
+            progress={"stage": "cancelled", "provider_answer": answer},
+        )
+        if done:
+            generation.refresh_from_db()
+            credits_refund(generation=generation, reason="Refund: generation cancelled")
+    if not done:
+        generation.refresh_from_db()
+        raise Conflict(f"The generation is {generation.status}; it was not cancelled.", code="not_cancellable")
+    logger.info("generation %s cancelled at %s (%s)", generation.pk, generation.provider, answer)
 
 
 def generation_set_favorite(*, generation: Generation, is_favorite: bool) -> Generation:
@@ -293,13 +344,119 @@ def generation_claim_next() -> Generation | None:
     return Generation.objects.select_related("ai_model").get(pk=generation.pk)
 
 
+def generation_release(*, generation: Generation, provider: str) -> bool:
+    """A claimed generation handed to a submit-and-release ``provider``: due at once for
+    a worker's submit (generations/inflight.py). False if it left processing meanwhile."""
+    done = _transition(
+        generation.pk,
+        from_statuses=[Status.PROCESSING],
+        provider=provider,
+        next_poll_at=timezone.now(),
+        progress={"stage": "submitting"},
+    )
+    if done:
+        generation.provider, generation.progress = provider, {"stage": "submitting"}
+    return done
+
+
+@transaction.atomic
+def generation_claim_due(*, limit: int, lease_seconds: float, exclude=()) -> list[Generation]:
+    """Up to ``limit`` in-flight generations due for a worker's attention (to submit,
+    poll, or finish a result that came in), each leased for ``lease_seconds``: its
+    ``next_poll_at`` moves past the lease, so another worker (or this one) picks it up
+    again only if nothing recorded the outcome by then. ``FOR UPDATE SKIP LOCKED``: two
+    workers never take the same row."""
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    ids = list(
+        Generation.objects.select_for_update(skip_locked=True)
+        .filter(status=Status.PROCESSING, next_poll_at__lte=now)
+        .exclude(provider="")
+        .exclude(pk__in=list(exclude))
+        .order_by("next_poll_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    Generation.objects.filter(pk__in=ids).update(next_poll_at=now + timedelta(seconds=lease_seconds))
+    return list(Generation.objects.select_related("ai_model").filter(pk__in=ids).order_by("next_poll_at"))
+
+
+def generation_submitted(*, generation: Generation, request_id: str, urls: dict, next_poll_at) -> bool:
+    """The provider queued it: keep its request id and URLs; a worker looks again at
+    ``next_poll_at`` (unless a webhook reports first). False if it left processing (or
+    was submitted already) meanwhile: the caller cancels the orphan at the provider."""
+    return bool(
+        Generation.objects.filter(pk=generation.pk, status=Status.PROCESSING, provider_request_id="").update(
+            provider_request_id=request_id,
+            provider_urls=urls,
+            submitted_at=timezone.now(),
+            next_poll_at=next_poll_at,
+            progress={"stage": "queued"},
+        )
+    )
+
+
+def generation_retry_later(*, generation: Generation, error: str, delay: float) -> bool:
+    """A submit failed with a retryable error: count the attempt, try again in ``delay`` s."""
+    return _transition(
+        generation.pk,
+        from_statuses=[Status.PROCESSING],
+        provider_request_id="",
+        attempts=F("attempts") + 1,
+        next_poll_at=timezone.now() + timedelta(seconds=delay),
+        progress={"stage": "retrying", "error": error[:300]},
+    )
+
+
+def generation_progress(*, generation: Generation, progress: dict, next_poll_at) -> bool:
+    """The latest progress a poll saw, and when to poll next (no result in yet)."""
+    return bool(
+        Generation.objects.filter(pk=generation.pk, status=Status.PROCESSING, provider_result__isnull=True).update(
+            progress=progress, next_poll_at=next_poll_at
+        )
+    )
+
+
+def generation_result_received(*, request_id: str, result: dict, metrics: dict | None = None) -> bool:
+    """The provider's result for ``request_id`` (a webhook's, or a poll's), kept on the
+    processing generation for a worker to finish (copy the outputs in, or fail and
+    refund). Only the first result counts: a second delivery, a racing poll, or a
+    result for a generation no longer processing changes nothing (False)."""
+    changes = {
+        "provider_result": result,
+        "next_poll_at": timezone.now(),
+        "progress": {"stage": "finishing", "percentage": 100},
+    }
+    changes.update(_metrics_columns(metrics))
+    return bool(
+        Generation.objects.filter(
+            provider_request_id=request_id, status=Status.PROCESSING, provider_result__isnull=True
+        )
+        .exclude(provider="")
+        .update(**changes)
+    )
+
+
+def _metrics_columns(metrics: dict | None) -> dict:
+    changes = {}
+    if metrics and "inference_time" in metrics:
+        changes["provider_inference_seconds"] = metrics["inference_time"]
+    if metrics and "cost" in metrics:
+        changes["provider_cost"] = round(metrics["cost"], 6)
+    return changes
+
+
 def _transition(generation_id, *, from_statuses, **changes) -> bool:
     """Move a generation out of one of ``from_statuses``; True if this call did it."""
     return bool(Generation.objects.filter(pk=generation_id, status__in=list(from_statuses)).update(**changes))
 
 
 @transaction.atomic
-def generation_complete(*, generation: Generation, outputs: list[dict], provider_request_id: str = "") -> bool:
+def generation_complete(
+    *, generation: Generation, outputs: list[dict], provider_request_id: str = "", metrics: dict | None = None
+) -> bool:
     """processing → completed with its outputs. False if it had already left
     processing (cancelled, failed by the sweep …): the outputs are then dropped."""
     changes = {
@@ -309,7 +466,13 @@ def generation_complete(*, generation: Generation, outputs: list[dict], provider
         "error_message": "",
         # The files the outputs point at join the owner's storage (trigger, generations 0011).
         "storage_bytes": F("storage_bytes") + outputs_bytes(outputs),
+        # Copied in: the provider's URLs are not kept.
+        "provider_result": None,
+        "next_poll_at": None,
+        **_metrics_columns(metrics),
     }
+    if generation.provider:
+        changes["progress"] = {"stage": "completed", "percentage": 100}
     if provider_request_id:
         changes["provider_request_id"] = provider_request_id
     done = _transition(generation.pk, from_statuses=[Status.PROCESSING], **changes)
@@ -333,7 +496,7 @@ def generation_fail(
     racing on one generation, one moves it and refunds in the same transaction; the
     others get False and change nothing.
     """
-    changes = {"status": Status.FAILED, "error_message": (error or "Generation failed.")[:2000]}
+    changes = {"status": Status.FAILED, "error_message": (error or "Generation failed.")[:2000], "next_poll_at": None}
     if provider_request_id:
         # Kept so a job that timed out here but still runs (and bills) at the provider
         # can be traced.
@@ -366,14 +529,14 @@ def generation_sweep(*, timeout_seconds: int | None = None) -> int:
     killed mid-run). Returns how many it failed."""
     timeout = timeout_seconds if timeout_seconds is not None else settings.GENERATION_PROCESSING_TIMEOUT
     cutoff = timezone.now() - timedelta(seconds=timeout)
-    stuck = Generation.objects.filter(status=Status.PROCESSING, started_at__lt=cutoff).only("pk", "user_id")
+    stuck = Generation.objects.filter(status=Status.PROCESSING, started_at__lt=cutoff).select_related("ai_model")
     failed = 0
     for generation in stuck.iterator():
-        if generation_fail(
-            generation=generation,
-            error=f"Timed out: still processing after {timeout} s (worker lost).",
-            from_statuses=[Status.PROCESSING],
-        ):
+        error = f"Timed out: still processing after {timeout} s (worker lost)."
+        if generation.provider and generation.provider_request_id:
+            # Cancelled at the provider first, so it stops running (and billing) there.
+            error = error[:-1] + f"; {generation_cancel_quietly(generation)}."
+        if generation_fail(generation=generation, error=error, from_statuses=[Status.PROCESSING]):
             failed += 1
     return failed
 
@@ -418,3 +581,25 @@ def generation_refund(*, generation_id, reason: str, created_by=None) -> CreditT
         ):
             raise already from exc
         raise
+
+
+def _cancel_at(provider, generation: Generation) -> tuple[bool, str]:
+    try:
+        return provider.cancel(generation)
+    finally:
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()
+
+
+def generation_cancel_quietly(generation: Generation) -> str:
+    """Ask the provider to cancel ``generation``'s request, for a time-out: what it
+    answered, in words for the error message; never raises."""
+    from generations.providers import ProviderError, provider_named
+
+    try:
+        cancelled, answer = _cancel_at(provider_named(generation.provider), generation)
+    except ProviderError as exc:
+        return f"cancelling it at {generation.provider} failed ({exc})"
+    logger.warning("generation %s timed out; cancel at %s: %s", generation.pk, generation.provider, answer)
+    return f"cancelled at {generation.provider}" if cancelled else f"{generation.provider} answered {answer} to cancel"

@@ -39,6 +39,8 @@ from velro.exceptions import Conflict
 from velro.openapi import errors
 
 SIGNATURE_HEADER = "X-Velro-Signature"
+# A webhook's result, ours and fal's alike (its OpenAPI enum: WebhookStatusEnum).
+WEBHOOK_STATUSES = ["OK", "ERROR"]
 
 
 def sign(body: bytes, *, secret: str, timestamp: int | None = None) -> str:
@@ -95,7 +97,7 @@ class IsService(permissions.BasePermission):
 class WebhookInputSerializer(serializers.Serializer):
     request_id = serializers.CharField(max_length=200, required=False)
     generation_id = serializers.UUIDField(required=False)
-    status = serializers.ChoiceField(choices=["OK", "ERROR"])
+    status = serializers.ChoiceField(choices=WEBHOOK_STATUSES)
     payload = serializers.JSONField(required=False, default=dict)
     error = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
@@ -124,9 +126,31 @@ def _record_refused(*, provider: str, delivery_id: str, response) -> None:
     )
 
 
+def record_delivery(request, *, provider: str) -> None:
+    """Record this delivery (by its signature) before anything else; a replay of a
+    recorded one is a 409 ``replayed_delivery`` naming the first outcome.
+
+    Inserted first: a concurrent copy of this delivery waits here for this transaction,
+    then finds the record (or, if this one is refused and rolls back, goes on and is
+    judged the same way)."""
+    try:
+        with transaction.atomic():
+            WebhookDelivery.objects.create(provider=provider, signature=request.user.signature)
+    except IntegrityError:
+        request._request.velro_delivery_seen = True
+        first = WebhookDelivery.objects.get(signature=request.user.signature)
+        outcome = first.outcome if not first.reason else f"{first.outcome}: {first.reason}"
+        raise Conflict(
+            f"This delivery was already received at {first.received_at:%Y-%m-%d %H:%M:%S} UTC ({outcome}); "
+            "nothing changed.",
+            code="replayed_delivery",
+        ) from None
+
+
 class ProviderWebhookView(BaseAPIView):
     authentication_classes = [SignatureAuthentication]
     permission_classes = [IsService]
+    provider_name = ""
 
     @transaction.non_atomic_requests
     def dispatch(self, request, *args, **kwargs):
@@ -136,8 +160,9 @@ class ProviderWebhookView(BaseAPIView):
             response = super().dispatch(request, *args, **kwargs)
         delivery_id = getattr(request, "velro_delivery_id", None)
         if delivery_id and response.status_code >= 400 and not getattr(request, "velro_delivery_seen", False):
+            provider = kwargs.get("provider", self.provider_name)[:40]
             with transaction.atomic():
-                _record_refused(provider=kwargs.get("provider", "")[:40], delivery_id=delivery_id, response=response)
+                _record_refused(provider=provider, delivery_id=delivery_id, response=response)
         return response
 
     @extend_schema(
@@ -171,21 +196,7 @@ class ProviderWebhookView(BaseAPIView):
         },
     )
     def post(self, request, provider):
-        # Inserted first: a concurrent copy of this delivery waits here for this
-        # transaction, then finds the record (or, if this one is refused and rolls
-        # back, goes on and is judged the same way).
-        try:
-            with transaction.atomic():
-                WebhookDelivery.objects.create(provider=provider, signature=request.user.signature)
-        except IntegrityError:
-            request._request.velro_delivery_seen = True
-            first = WebhookDelivery.objects.get(signature=request.user.signature)
-            outcome = first.outcome if not first.reason else f"{first.outcome}: {first.reason}"
-            raise Conflict(
-                f"This delivery was already received at {first.received_at:%Y-%m-%d %H:%M:%S} UTC ({outcome}); "
-                "nothing changed.",
-                code="replayed_delivery",
-            ) from None
+        record_delivery(request, provider=provider)
 
         data = WebhookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

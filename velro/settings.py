@@ -330,6 +330,7 @@ SPECTACULAR_SETTINGS = {
         "ProjectVisibilityEnum": "projects.models.Project.Visibility",
         "StackVisibilityEnum": "stylestacks.models.StyleStack.Visibility",
         "PlanSlugEnum": "billing.models.PLAN_SLUG_CHOICES",
+        "WebhookStatusEnum": "generations.webhooks.WEBHOOK_STATUSES",
     },
 }
 
@@ -399,6 +400,32 @@ if AI_MODEL_CACHE_SECONDS < 0:
 FAL_KEY = env.str("FAL_KEY", default="")
 FAL_QUEUE_URL = env.str("FAL_QUEUE_URL", default="") or "https://queue.fal.run"
 FAL_TIMEOUT = env.float("FAL_TIMEOUT", default=300.0)
+# fal's signed webhooks (generations/fal_webhooks.py): the public keys (a JWKS, fetched
+# over HTTPS with a timeout, kept at most FAL_JWKS_CACHE_SECONDS, refetched at most every
+# FAL_JWKS_REFRESH_SECONDS when no kept key verifies a delivery).
+FAL_JWKS_URL = env.str("FAL_JWKS_URL", default="") or "https://rest.alpha.fal.ai/.well-known/jwks.json"
+FAL_JWKS_CACHE_SECONDS = min(env.float("FAL_JWKS_CACHE_SECONDS", default=3600.0), 86400.0)  # fal: never > 24 h
+FAL_JWKS_REFRESH_SECONDS = env.float("FAL_JWKS_REFRESH_SECONDS", default=30.0)
+FAL_JWKS_TIMEOUT = env.float("FAL_JWKS_TIMEOUT", default=5.0)
+# Where fal reaches this deployment: with it, fal POSTs each result to
+# <PUBLIC_BASE_URL>/api/v1/webhooks/fal; empty (development, a private network): the
+# worker polls instead.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+# Submit and release (generations/inflight.py): how many provider requests one worker
+# keeps in flight, how many provider calls it makes at once, when it polls a request
+# (first after GENERATION_POLL_INTERVAL s, backing off to GENERATION_POLL_MAX_INTERVAL;
+# with webhooks on, only one not reported within GENERATION_WEBHOOK_GRACE s), and how
+# many times a submit failing with a retryable error (connection, 5xx, 429) is tried.
+GENERATION_MAX_IN_FLIGHT = env.int("GENERATION_MAX_IN_FLIGHT", default=256)
+GENERATION_PROVIDER_CONCURRENCY = env.int("GENERATION_PROVIDER_CONCURRENCY", default=32)
+GENERATION_POLL_INTERVAL = env.float("GENERATION_POLL_INTERVAL", default=1.0)
+GENERATION_POLL_MAX_INTERVAL = env.float("GENERATION_POLL_MAX_INTERVAL", default=5.0)
+GENERATION_WEBHOOK_GRACE = env.float("GENERATION_WEBHOOK_GRACE", default=60.0)
+GENERATION_MAX_ATTEMPTS = env.int("GENERATION_MAX_ATTEMPTS", default=3)
+if min(GENERATION_MAX_IN_FLIGHT, GENERATION_PROVIDER_CONCURRENCY, GENERATION_MAX_ATTEMPTS) < 1:
+    raise ImproperlyConfigured(
+        "GENERATION_MAX_IN_FLIGHT, GENERATION_PROVIDER_CONCURRENCY and GENERATION_MAX_ATTEMPTS must be 1 or more."
+    )
 # Shared secret of provider webhooks (HMAC-SHA256, see generations/webhooks.py).
 WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
 WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid

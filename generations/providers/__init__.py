@@ -10,11 +10,15 @@ from django.conf import settings
 
 from generations.providers.base import Provider, ProviderError, ProviderResult
 
-__all__ = ["Provider", "ProviderError", "ProviderResult", "get_provider"]
+__all__ = ["Provider", "ProviderError", "ProviderResult", "get_provider", "provider_named"]
 
 
 def get_provider(ai_model) -> Provider:
     name = ai_model.provider if settings.GENERATION_PROVIDER == "model" else settings.GENERATION_PROVIDER
+    return provider_named(name, model=ai_model.pk)
+
+
+def provider_named(name: str, *, model: str = "") -> Provider:
     if name == "local":
         from generations.providers.local import LocalProvider
 
@@ -23,4 +27,4 @@ def get_provider(ai_model) -> Provider:
         from generations.providers.fal import FalProvider
 
         return FalProvider.from_settings()
-    raise ProviderError(f"Unknown provider {name!r} for model {ai_model.pk}.")
+    raise ProviderError(f"Unknown provider {name!r}" + (f" for model {model}." if model else "."))

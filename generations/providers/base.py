@@ -5,14 +5,24 @@ from typing import Protocol
 class ProviderError(Exception):
     """The provider could not produce outputs: the generation fails and is refunded.
 
-    ``retryable`` is informative (logged); the worker never resubmits by itself, since a
-    timed-out job may still be running at the provider (and be charged there).
+    ``retryable``: the same call may succeed later (a connection error, a 5xx, a 429,
+    whose ``Retry-After`` is ``retry_after`` seconds). The worker tries a submit again
+    only when the provider cannot have queued it (generations/inflight.py), up to
+    GENERATION_MAX_ATTEMPTS; a job that may be queued or running is never resubmitted.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, provider_request_id: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        provider_request_id: str = "",
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.provider_request_id = provider_request_id
+        self.retry_after = retry_after
 
 
 @dataclass

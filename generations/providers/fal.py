@@ -19,7 +19,8 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from django.conf import settings
@@ -41,8 +42,17 @@ BACKOFF_BASE, BACKOFF_MAX = 0.5, 8.0
 EXCERPT_LENGTH = 200
 
 
+@dataclass
+class Submission:
+    """What a submit returned: fal's request id and its queue URLs (status, response, cancel)."""
+
+    request_id: str
+    urls: dict
+
+
 class FalProvider:
     name = "fal"
+    releases = True  # submit and release: the worker does not wait for the result
 
     def __init__(
         self,
@@ -53,6 +63,7 @@ class FalProvider:
         poll_interval: float = 1.0,
         client: httpx.Client | None = None,
         max_retries: int = 3,
+        connections: int = 100,
     ):
         self._key = key
         self.base_url = base_url.rstrip("/")
@@ -60,6 +71,7 @@ class FalProvider:
         self.poll_interval = poll_interval
         self.max_retries = max_retries
         self._client = client
+        self.connections = connections
         self._sleep: Callable[[float], None] = time.sleep
 
     @classmethod
@@ -150,9 +162,20 @@ class FalProvider:
         return url
 
     def _json(
-        self, client: httpx.Client, method: str, url: str, what: str, *, request_id="", json=None, deadline=None
+        self,
+        client: httpx.Client,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        request_id="",
+        json=None,
+        deadline=None,
+        retries: int | None = None,
     ) -> dict:
-        response = self._request(client, method, url, what, request_id=request_id, json=json, deadline=deadline)
+        response = self._request(
+            client, method, url, what, request_id=request_id, json=json, deadline=deadline, retries=retries
+        )
         try:
             data = response.json()
         except ValueError as exc:
@@ -172,15 +195,102 @@ class FalProvider:
             provider_request_id=request_id,
         )
 
+    def _queue_urls(self, submitted: dict, model_id: str, request_id: str) -> dict:
+        fallback = f"{self.base_url}/{app_id(model_id)}/requests/{request_id}"
+        return {
+            "status": self._queue_url(submitted.get("status_url"), f"{fallback}/status", request_id),
+            "response": self._queue_url(submitted.get("response_url"), fallback, request_id),
+            "cancel": self._queue_url(submitted.get("cancel_url"), f"{fallback}/cancel", request_id),
+        }
+
+    # -- submit and release (generations/inflight.py) ----------------------------------
+    # One attempt per call, no sleeping: the worker runs these for hundreds of requests
+    # at once in a bounded pool and retries per generation, with backoff, by itself.
+
+    def submit(self, generation, *, webhook_url: str = "") -> Submission:
+        """Queue ``generation`` at fal (with ``webhook_url``, fal POSTs the result there)."""
+        if not self._key:
+            raise ProviderError("FAL_KEY is not configured.")
+        model_id = generation.ai_model.pk
+        url = f"{self.base_url}/{model_id}"
+        if webhook_url:
+            url += "?" + urlencode({"fal_webhook": webhook_url})
+        submitted = self._json(self.client, "POST", url, "submit", json=build_input(generation), retries=0)
+        request_id = submitted.get("request_id")
+        if not isinstance(request_id, str) or not request_id or len(request_id) > 200:
+            raise ProviderError("fal.ai accepted the submit but returned no request_id.")
+        return Submission(request_id, self._queue_urls(submitted, model_id, request_id))
+
+    def status(self, generation, *, deadline: float | None = None) -> dict:
+        """fal's status of the generation's request, with its logs (``?logs=1``)."""
+        request_id = generation.provider_request_id
+        url = self._stored_url(generation, "status")
+        url += ("&" if "?" in url else "?") + "logs=1"
+        return self._json(self.client, "GET", url, "status", request_id=request_id, retries=0, deadline=deadline)
+
+    def result(self, generation, *, deadline: float | None = None) -> dict:
+        """The model's output JSON of a completed request."""
+        url = self._stored_url(generation, "response")
+        return self._json(
+            self.client, "GET", url, "result", request_id=generation.provider_request_id, retries=0, deadline=deadline
+        )
+
+    def cancel(self, generation) -> tuple[bool, str]:
+        """Ask fal to cancel the request: (True, answer) when fal accepted (202, it was
+        still queued), (False, answer) when it would not (running or finished)."""
+        request_id = generation.provider_request_id
+        url = self._stored_url(generation, "cancel")
+        headers = {"Authorization": f"Key {self._key}", "Accept": "application/json"}
+        try:
+            response = self.client.put(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                f"fal.ai cancel failed: {type(exc).__name__}", retryable=True, provider_request_id=request_id
+            ) from exc
+        try:
+            answer = str((response.json() or {}).get("status") or "")
+        except (ValueError, AttributeError):
+            answer = ""
+        answer = self._excerpt(answer or f"HTTP {response.status_code}")
+        if response.status_code == 202 or (response.is_success and answer == "CANCELLATION_REQUESTED"):
+            return True, answer or "CANCELLATION_REQUESTED"
+        if response.status_code in RETRY_STATUSES:
+            raise ProviderError(
+                f"fal.ai cancel failed with HTTP {response.status_code}",
+                retryable=True,
+                provider_request_id=request_id,
+                retry_after=retry_after(response),
+            )
+        return False, answer
+
+    def _stored_url(self, generation, name: str) -> str:
+        request_id = generation.provider_request_id
+        fallback = f"{self.base_url}/{app_id(generation.ai_model_id)}/requests/{request_id}"
+        fallback = {"status": f"{fallback}/status", "cancel": f"{fallback}/cancel"}.get(name, fallback)
+        return self._queue_url((generation.provider_urls or {}).get(name), fallback, request_id)
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=HTTP_TIMEOUT, limits=httpx.Limits(max_connections=self.connections))
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def _request(
-        self, client: httpx.Client, method: str, url: str, what: str, *, request_id, json, deadline=None
+        self, client: httpx.Client, method: str, url: str, what: str, *, request_id, json, deadline=None, retries=None
     ) -> httpx.Response:
         """One HTTP call with retries, never past ``deadline`` (FAL_TIMEOUT from the start):
-        each attempt's timeouts and each backoff are cut to the time that is left."""
+        each attempt's timeouts and each backoff are cut to the time that is left.
+        ``retries=0``: one attempt (the worker's in-flight calls retry per generation)."""
         headers = {"Authorization": f"Key {self._key}", "Accept": "application/json"}
         problem = ""
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+        max_retries = self.max_retries if retries is None else retries
+        for attempt in range(max_retries + 1):
+            last = attempt == max_retries
             timeout = client.timeout
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -220,7 +330,7 @@ class FalProvider:
                 what,
                 problem,
                 attempt + 1,
-                self.max_retries + 1,
+                max_retries + 1,
                 delay,
             )
             self._sleep(delay)
@@ -234,7 +344,12 @@ class FalProvider:
         else:
             tries = f" after {attempts} attempts" if attempts > 1 else ""
             message = f"fal.ai {what} failed with HTTP {code}{tries}: {body}"
-        return ProviderError(message.strip(), retryable=code in RETRY_STATUSES, provider_request_id=request_id)
+        return ProviderError(
+            message.strip(),
+            retryable=code in RETRY_STATUSES,
+            provider_request_id=request_id,
+            retry_after=retry_after(response),
+        )
 
     def _excerpt(self, text: str) -> str:
         """A short one-line excerpt of ``text`` for messages, with the key masked."""
@@ -242,6 +357,61 @@ class FalProvider:
         if self._key:
             text = text.replace(self._key, "***")
         return text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1] + "…"
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """A 429's or 503's ``Retry-After`` in seconds (a number; an HTTP date is ignored)."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), 3600.0)
+
+
+PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
+STEP = re.compile(r"(\d+)\s*/\s*(\d+)")
+STAGES = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "COMPLETED": "completed"}
+
+
+def progress_from_status(status: dict) -> dict:
+    """The progress kept on a generation from fal's status: the stage, the 0-indexed
+    queue position while queued, the last log line, and a percentage when the model's
+    logs give one (``45%`` or ``step 9/20``)."""
+    state = status.get("status")
+    progress: dict = {"stage": STAGES.get(state, "running")}
+    position = status.get("queue_position")
+    if state == "IN_QUEUE" and isinstance(position, int) and not isinstance(position, bool) and position >= 0:
+        progress["queue_position"] = position
+    logs = status.get("logs")
+    if isinstance(logs, list) and logs:
+        messages = [str(line.get("message", ""))[:200] for line in logs if isinstance(line, dict)]
+        if messages:
+            progress["message"] = messages[-1]
+        for message in reversed(messages):
+            percent, step = PERCENT.search(message), STEP.search(message)
+            if percent:
+                progress["percentage"] = min(100, round(float(percent.group(1))))
+                break
+            if step and 0 < int(step.group(2)) and int(step.group(1)) <= int(step.group(2)):
+                progress["percentage"] = round(100 * int(step.group(1)) / int(step.group(2)))
+                break
+    if state == "COMPLETED":
+        progress["percentage"] = 100
+    return progress
+
+
+def metrics_from_status(status: dict) -> dict:
+    """What fal reported about the request's cost: ``inference_time`` (seconds) and a
+    ``cost`` if one is given (fal's docs name none; kept should it come)."""
+    metrics = status.get("metrics")
+    found = {}
+    if isinstance(metrics, dict):
+        for name in ("inference_time", "cost"):
+            value = metrics.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                found[name] = float(value)
+    return found
 
 
 def app_id(model_id: str) -> str:

@@ -99,6 +99,8 @@ class FakeFal:
                 base = f"{self.url}/test/requests/{request_id}"
                 reply = {"request_id": request_id, "status_url": f"{base}/status", "response_url": base}
                 return 200, reply, behaviour, request_id
+            if kind == "cancel":  # fal cancels only a queued request; these all run
+                return 400, {"status": "IN_PROGRESS"}, behaviour, request_id
             if kind == "status":
                 if behaviour == "stall":
                     return 200, {"status": "IN_PROGRESS"}, behaviour, request_id
@@ -127,7 +129,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("submit")
 
     def do_GET(self):
-        self._handle("status" if self.path.endswith("/status") else "result")
+        # fal's status URL takes ?logs=1 (the worker asks for the logs: progress).
+        self._handle("status" if self.path.split("?", 1)[0].endswith("/status") else "result")
+
+    def do_PUT(self):
+        self._handle("cancel")
 
     def _handle(self, kind: str):
         fake: FakeFal = self.server.fake

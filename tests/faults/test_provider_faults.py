@@ -28,8 +28,8 @@ COST = 5
 FAL_TIMEOUT = 1
 # prompt (the fake's behaviour) → (what error_message contains, whether a request id is known)
 FAILURES = {
-    # Retries back off 0.5, 1, 2 s: within FAL_TIMEOUT the deadline ends them first.
-    "submit-500": ("fal.ai submit failed (HTTP 500)", False),
+    # Tried GENERATION_MAX_ATTEMPTS (3) times, 1 and 2 s apart (generations/inflight.py).
+    "submit-500": ("fal.ai submit failed with HTTP 500", False),
     "no-request-id": ("fal.ai accepted the submit but returned no request_id", False),
     "result-500": ("HTTP 500", True),
     "hang": ("timed out", True),
@@ -118,9 +118,9 @@ def test_provider_failures_fail_and_refund_each_generation_once(fake_fal, fake_c
         ledger = sorted(CreditTransaction.objects.filter(generation=generation).values_list("type", "amount"))
         assert ledger == [("refund", COST), ("usage", -COST)], (prompt, ledger)
 
-    # Retried where it is safe (as far as FAL_TIMEOUT allows: backoff 0.5, 1, 2 s), never
-    # resubmitted once fal may have queued the job.
-    assert 2 <= len(fake_fal.of("submit-500", "submit")) <= 4
+    # Retried where it is safe (GENERATION_MAX_ATTEMPTS), never resubmitted once fal may
+    # have queued the job.
+    assert len(fake_fal.of("submit-500", "submit")) == 3
     assert len(fake_fal.of("result-500", "submit")) == 1 and 1 <= len(fake_fal.of("result-500", "result")) <= 4
     for prompt in ("hang", "malformed", "bad-shape", "provider-error", "no-request-id"):
         assert len(fake_fal.of(prompt, "submit")) == 1, prompt

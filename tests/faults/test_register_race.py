@@ -179,7 +179,7 @@ def webhook(generation_id, outcome: str, delay, image_url: str):
     raw = json.dumps(body).encode()
     response = Client().generic(
         "POST",
-        "/api/v1/webhooks/fal",
+        "/api/v1/webhooks/local",
         raw,
         content_type="application/json",
         **{f"HTTP_{SIGNATURE_HEADER.upper().replace('-', '_')}": sign(raw, secret=WEBHOOK_SECRET)},

@@ -31,7 +31,7 @@ def post(client, body: dict, *, signature=None, secret=SECRET, timestamp=None):
     raw = json.dumps(body).encode()
     header = signature if signature is not None else sign(raw, secret=secret, timestamp=timestamp)
     return client.generic(
-        "POST", "/api/v1/webhooks/fal", raw, content_type="application/json", **{"HTTP_X_VELRO_SIGNATURE": header}
+        "POST", "/api/v1/webhooks/local", raw, content_type="application/json", **{"HTTP_X_VELRO_SIGNATURE": header}
     )
 
 
@@ -106,10 +106,10 @@ def test_a_replayed_delivery_is_a_409_and_changes_nothing(processing, client):
     raw = json.dumps({"request_id": "req-123", "status": "ERROR", "error": "x"}).encode()
     header = sign(raw, secret=SECRET)
     first = client.generic(
-        "POST", "/api/v1/webhooks/fal", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
+        "POST", "/api/v1/webhooks/local", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
     )
     again = client.generic(
-        "POST", "/api/v1/webhooks/fal", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
+        "POST", "/api/v1/webhooks/local", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
     )
     assert (first.status_code, again.status_code) == (200, 409)
     assert again.json()["code"] == "replayed_delivery"
@@ -140,14 +140,14 @@ def test_an_unknown_request_is_a_404(processing, client):
 
 
 def test_a_user_token_is_not_a_webhook_signature(processing, api_as, alice):
-    response = api_as(alice).post("/api/v1/webhooks/fal", OK, format="json")
+    response = api_as(alice).post("/api/v1/webhooks/local", OK, format="json")
     assert response.status_code == 401
     assert SIGNATURE_HEADER in response.headers.get("WWW-Authenticate", "")
 
 
 def send(client, raw: bytes, header: str):
     return client.generic(
-        "POST", "/api/v1/webhooks/fal", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
+        "POST", "/api/v1/webhooks/local", raw, content_type="application/json", HTTP_X_VELRO_SIGNATURE=header
     )
 
 

@@ -461,7 +461,8 @@ EXEMPT = {
     "/api/v1/auth/logout": "auth-logout",  # ends the caller's own sessions only
     "/api/v1/models": "ai-model-list",
     "/api/v1/models/fal-ai/flux/dev": "ai-model-detail",
-    "/api/v1/webhooks/fal": "provider-webhook",
+    "/api/v1/webhooks/local": "provider-webhook",  # our HMAC scheme, no person
+    "/api/v1/webhooks/fal": "fal-webhook",  # fal's ED25519 signature, no person
     "/api/v1/billing/stripe/webhook": "stripe-webhook",  # Stripe's signature, no person
     "/api/v1/health": "health",  # liveness: ok / unreachable, nobody's data
     "/api/v1/schema": "schema",  # the OpenAPI description and its two UIs

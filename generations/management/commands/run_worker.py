@@ -1,9 +1,12 @@
 """The generation worker: the generations table is the queue.
 
 Claims pending rows with FOR UPDATE SKIP LOCKED (any number of workers on any number of
-machines), runs the model's provider outside any transaction, copies its outputs into our storage
-(generations/outputs.py: a bad or missing output fails and refunds it), and records the result
-with a conditional update. Every ``--sweep-every`` seconds it fails and refunds rows
+machines). A provider that runs here (local) runs outside any transaction; its outputs are
+copied into our storage (generations/outputs.py: a bad or missing output fails and refunds
+it) and the result recorded with a conditional update. A provider with a queue of its own
+(fal) is submitted to and released: the worker keeps up to GENERATION_MAX_IN_FLIGHT of those
+in flight at once and finishes each when its webhook or a poll brings the result
+(generations/inflight.py). Every ``--sweep-every`` seconds it fails and refunds rows
 stuck in processing past GENERATION_PROCESSING_TIMEOUT (a worker that died mid-run).
 SIGTERM/SIGINT: finish the current item, then exit.
 
@@ -19,10 +22,12 @@ import signal
 import time
 
 import psycopg
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from generations import services
+from generations.inflight import InFlight
 from generations.outputs import delete_quietly, store_outputs, stored_paths
 from generations.providers import ProviderError, get_provider
 
@@ -36,6 +41,7 @@ RETRY_MAX_DELAY = 30.0
 # so would a SIGTERM); a DATABASE_URL that sets one keeps its own.
 CONNECT_TIMEOUT = 10
 WAIT_SLICE = 0.1  # a wait checks for SIGTERM this often
+IN_FLIGHT_TICK = 0.1  # seconds between looks at the in-flight requests when there is nothing new
 
 _GAVE_UP = object()
 
@@ -83,9 +89,20 @@ class Command(BaseCommand):
         self.stdout.write(f"worker stopped after {processed} item(s)")
 
     def work(self, *, once, max_items, idle_sleep, sweep_every) -> int:
-        self.stdout.write(f"worker started (sweep every {sweep_every:g} s)")
+        self.stdout.write(
+            f"worker started (sweep every {sweep_every:g} s, up to {settings.GENERATION_MAX_IN_FLIGHT} "
+            f"provider requests in flight, webhooks {'on' if settings.PUBLIC_BASE_URL else 'off: polling'})"
+        )
+        inflight = InFlight(out=self.stdout.write)
+        try:
+            return self._work(inflight, once=once, max_items=max_items, idle_sleep=idle_sleep, sweep_every=sweep_every)
+        finally:
+            inflight.close()
+
+    def _work(self, inflight, *, once, max_items, idle_sleep, sweep_every) -> int:
         processed, last_sweep = 0, 0.0
         while not self.stopping:
+            generation = None
             try:
                 if not connection.in_atomic_block:  # (tests run the worker inside one)
                     close_old_connections()
@@ -94,7 +111,10 @@ class Command(BaseCommand):
                     if swept:
                         self.stdout.write(self.style.WARNING(f"sweep: failed and refunded {swept} stuck generation(s)"))
                     last_sweep = time.monotonic()
-                generation = services.generation_claim_next()
+                did = inflight.step()
+                full = max_items and processed >= max_items
+                if inflight.capacity() > 0 and not full:
+                    generation = services.generation_claim_next()
             except DATABASE_UNAVAILABLE as exc:
                 if connection.in_atomic_block:  # an outer transaction cannot outlive its connection
                     raise
@@ -102,21 +122,34 @@ class Command(BaseCommand):
                 continue
             self.database_available()
             if generation is None:
-                if once:
+                if inflight.busy():
+                    if not did:
+                        self._wait(IN_FLIGHT_TICK)
+                    continue
+                if once or (max_items and processed >= max_items):
                     break
                 self._wait(idle_sleep)
                 continue
-            self.process(generation)
             processed += 1
-            if max_items and processed >= max_items:
-                break
+            provider = self.provider_of(generation)
+            if provider is not None and getattr(provider, "releases", False):
+                # Submit and release (generations/inflight.py): the worker moves on at once.
+                self.record("hand-over", inflight.hand_over, generation=generation, provider=provider.name)
+                continue
+            self.process(generation, provider)
         return processed
 
-    def process(self, generation):
+    def provider_of(self, generation):
+        try:
+            return get_provider(generation.ai_model)
+        except ProviderError:
+            return None  # process() fails it with the reason
+
+    def process(self, generation, provider=None):
         started = time.monotonic()
         self.stdout.write(f"{generation.pk} {generation.ai_model_id}: processing (attempt {generation.attempts})")
         try:
-            result = get_provider(generation.ai_model).run(generation)
+            result = (provider or get_provider(generation.ai_model)).run(generation)
             # Into our storage before it completes: no row ever points at a provider's CDN.
             outputs = store_outputs(generation, result.outputs)
         except ProviderError as exc:
