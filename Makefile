@@ -16,6 +16,17 @@ DEBUG = 0
 endif
 endif
 export DEBUG ?= 1
+# `make run FAKE_FAL=1`: the whole fal flow without a fal account — the fake fal
+# (tests/fakes/fal.py) on FAKE_FAL_PORT, every model sent to it, its signed webhooks to
+# this server (README, "Providers").
+ifneq ($(filter 1 true yes on,$(FAKE_FAL)),)
+FAKE_FAL_PORT ?= 8765
+export GENERATION_PROVIDER = fal
+export FAL_KEY = fal-dev-key
+export FAL_QUEUE_URL = http://127.0.0.1:$(FAKE_FAL_PORT)
+export FAL_JWKS_URL = http://127.0.0.1:$(FAKE_FAL_PORT)/.well-known/jwks.json
+export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+endif
 
 .PHONY: install install-js install-browser run worker migrate serve backup restore test fuzz bench lint stop-db dbshell clean
 
@@ -55,9 +66,10 @@ migrate: install
 run: migrate
 	$(MANAGE) ensure_dev_admin
 	$(if $(filter 1 true yes on,$(DEBUG)),$(MANAGE) seed_demo --quiet)
-	@$(MANAGE) run_worker & worker=$$!; \
+	@$(if $(filter 1 true yes on,$(FAKE_FAL)),$(PY) -m tests.fakes.fal --port $(FAKE_FAL_PORT) --key $(FAL_KEY) & fal=$$!;) \
+	$(MANAGE) run_worker & worker=$$!; \
 	$(MANAGE) procrastinate worker & tasks=$$!; \
-	trap 'kill $$worker $$tasks 2>/dev/null; wait $$worker $$tasks 2>/dev/null' EXIT INT TERM; \
+	trap 'kill $$worker $$tasks $$fal 2>/dev/null; wait $$worker $$tasks $$fal 2>/dev/null' EXIT INT TERM; \
 	$(MANAGE) runserver $(HOST):$(PORT)
 
 # Both workers, without the server: procrastinate's in the background, stopped with the

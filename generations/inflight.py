@@ -30,6 +30,7 @@ poll racing, two deliveries, a cancel or the sweep — one wins, nothing is done
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +48,9 @@ from generations.providers.fal import metrics_from_status, parse_outputs, progre
 logger = logging.getLogger(__name__)
 
 CALL_LEASE = 90.0  # seconds a submit or poll may take before another worker may try
+# Outputs copied in at once (downloads, decoding, thumbnails): CPU-bound under the GIL, so
+# more threads would not finish sooner, only hold more files and memory at the same time.
+COPY_CONCURRENCY = 8
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0  # retried submits: 1, 2, 4 … s (or Retry-After)
 
 
@@ -74,6 +78,7 @@ class InFlight:
         self.mine: set = set()  # handed over by this worker and not final (its capacity)
         self.providers: dict = {}
         self.last_mine_check = 0.0
+        self.copying = threading.BoundedSemaphore(min(COPY_CONCURRENCY, self.concurrency))
 
     # -- what the worker loop calls ----------------------------------------------------
 
@@ -195,7 +200,8 @@ class InFlight:
             outputs = parse_outputs(
                 generation.ai_model.kind, payload, generation.parameters or {}, generation.provider_request_id
             )
-            stored = store_outputs(generation, outputs)
+            with self.copying:
+                stored = store_outputs(generation, outputs)
         except ProviderError as exc:
             return ("failed", str(exc), metrics)
         return ("stored", stored, metrics)

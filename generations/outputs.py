@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+import threading
 import time
 
 import httpx
@@ -164,10 +165,7 @@ def _stream_into(spool, url: str, number: int) -> None:
     deadline = time.monotonic() + budget
     timeout = httpx.Timeout(min(budget, 30.0), connect=min(budget, 10.0))
     try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client,
-            client.stream("GET", url, headers={"Accept": "image/*,video/*"}) as response,
-        ):
+        with _client().stream("GET", url, headers={"Accept": "image/*,video/*"}, timeout=timeout) as response:
             if response.status_code != 200:
                 raise ProviderError(f"Output {number} could not be downloaded: HTTP {response.status_code}.")
             declared = response.headers.get("Content-Length", "")
@@ -185,6 +183,21 @@ def _stream_into(spool, url: str, number: int) -> None:
         raise ProviderError(f"Output {number} download timed out: {exc!r}.", retryable=True) from exc
     except httpx.HTTPError as exc:
         raise ProviderError(f"Output {number} could not be downloaded: {exc!r}.", retryable=True) from exc
+
+
+_shared = None
+_shared_lock = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One client for every download of the process (thread-safe, pooled connections):
+    making one costs milliseconds of CPU (its TLS context), which a worker copying in
+    hundreds of outputs at once (generations/inflight.py) would pay for each."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = httpx.Client(follow_redirects=True, max_redirects=3, limits=httpx.Limits(max_connections=64))
+        return _shared
 
 
 def _too_big(number: int, limit: int) -> ProviderError:

@@ -96,3 +96,30 @@ def test_the_smoke_databases_are_dropped(smoke):
     with psycopg.connect(**connection_kwargs("postgres"), autocommit=True) as conn:
         names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
     assert not [name for name in names if "_bench_smoke_" in name and name.endswith(f"_{process.pid}")]
+
+
+PROVIDER_TARGETS = {
+    "providers_webhooks",
+    "providers_polling",
+    "providers_worker_memory",
+    "providers_webhooks_drive_it",
+}
+
+
+def test_the_smoke_run_measures_generations_at_provider_scale(smoke):
+    """ONE worker against the fake fal: every generation completes by webhook, then by
+    polling, within the (scaled) time after the last submit; the worker stays small."""
+    process, output = smoke
+    assert process.returncode == 0, process.stdout[-4000:]
+    assert "all provider targets PASS" in process.stdout
+    providers = json.loads(output.read_text())["providers"]
+    assert providers["mode"] == "smoke"
+    targets = {t["key"]: t for t in providers["targets"]}
+    assert set(targets) == PROVIDER_TARGETS
+    assert all(t["passed"] for t in targets.values()), targets
+    for mode in ("webhooks", "polling"):
+        run = providers["runs"][mode]
+        assert run["completed"] == run["generations"] == providers["plan"]["generations"]
+        assert 0 < run["worker_peak_rss_mb"] < 200
+    assert providers["runs"]["webhooks"]["webhooks_delivered"] >= providers["plan"]["generations"]
+    assert providers["runs"]["polling"]["webhooks_delivered"] == 0

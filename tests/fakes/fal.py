@@ -312,7 +312,8 @@ class FakeFal:
         return answer
 
     def result(self, request: Request) -> dict:
-        if request.model.startswith(("fal-ai/veo", "fal-ai/kling")) or "video" in request.model:
+        video_models = ("video", "veo", "kling", "luma", "hailuo", "wan-")
+        if any(word in request.model for word in video_models) or "duration" in request.input:
             return {"video": {"url": self._file(request, "mp4"), "content_type": "video/mp4", "file_size": None}}
         count = int(request.input.get("num_images") or 1)
         size = request.input.get("image_size") or {"width": 64, "height": 48}

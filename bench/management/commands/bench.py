@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bench.providers import ProvidersBench
 from bench.runner import Bench
 
 
@@ -27,6 +28,12 @@ class Command(BaseCommand):
             "--output", type=Path, default=None, help="Where to write the results (default bench/results.json)."
         )
         parser.add_argument(
+            "--only",
+            choices=["api", "providers"],
+            default=None,
+            help="Run only the API benchmark, or only generations at provider scale (one worker, the fake fal).",
+        )
+        parser.add_argument(
             "--drop-data",
             action="store_true",
             help="Drop the benchmark databases afterwards (--smoke always does; by default the full data is kept).",
@@ -35,12 +42,19 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         smoke = opts["smoke"]
         default = settings.BASE_DIR / "bench" / ("results-smoke.json" if smoke else "results.json")
-        bench = Bench(
-            smoke=smoke,
-            output=opts["output"] or default,
-            keep_data=not (smoke or opts["drop_data"]),
-            out=self.stdout,
-            style=self.style,
-        )
-        if bench.run() != 0:
+        output = opts["output"] or default
+        failed = 0
+        if opts["only"] != "providers":
+            bench = Bench(
+                smoke=smoke,
+                output=output,
+                keep_data=not (smoke or opts["drop_data"]),
+                out=self.stdout,
+                style=self.style,
+            )
+            failed += bench.run()
+        if opts["only"] != "api":
+            # Added to the same results file, under "providers".
+            failed += ProvidersBench(smoke=smoke, output=output, out=self.stdout, style=self.style).run()
+        if failed:
             raise CommandError("benchmark targets failed (see the table above)")

@@ -133,11 +133,36 @@ class Command(BaseCommand):
             processed += 1
             provider = self.provider_of(generation)
             if provider is not None and getattr(provider, "releases", False):
-                # Submit and release (generations/inflight.py): the worker moves on at once.
+                # Submit and release (generations/inflight.py): the worker moves on at once,
+                # and takes the next pending ones while it has room (a burst of hundreds).
                 self.record("hand-over", inflight.hand_over, generation=generation, provider=provider.name)
+                processed += self.hand_over_more(inflight, max_items - processed if max_items else None)
                 continue
             self.process(generation, provider)
         return processed
+
+    def hand_over_more(self, inflight, limit) -> int:
+        """Claim and hand over pending generations while they go to a provider that
+        releases and there is room; a generation for another provider is processed here."""
+        taken = 0
+        while not self.stopping and inflight.capacity() > 0 and (limit is None or taken < limit):
+            try:
+                generation = services.generation_claim_next()
+            except DATABASE_UNAVAILABLE:
+                if connection.in_atomic_block:
+                    raise
+                return taken  # the main loop says so and backs off
+            if generation is None:
+                return taken
+            taken += 1
+            provider = self.provider_of(generation)
+            if provider is None or not getattr(provider, "releases", False):
+                self.process(generation, provider)
+                return taken
+            self.record("hand-over", inflight.hand_over, generation=generation, provider=provider.name)
+            if taken % 50 == 0:
+                inflight.step()  # results that came in meanwhile are recorded too
+        return taken
 
     def provider_of(self, generation):
         try:

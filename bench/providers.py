@@ -1,0 +1,343 @@
+"""``make bench``, generations at provider scale (issue 19): ONE worker process serving 200
+video generations at once against the fake fal (tests/fakes/fal.py), each taking 20 s there.
+
+Two runs on a benchmark database of their own (``<name>_bench_providers_<pid>``, migrated,
+dropped afterwards):
+
+* **webhooks**: the app under gunicorn (production settings) receives fal's signed
+  webhooks (the worker gives fal ``<PUBLIC_BASE_URL>/api/v1/webhooks/fal``);
+* **polling**: no webhook URL, the worker polls its requests itself.
+
+Each: the worker is started and idle, the generations are created as fast as the
+services allow (``submitted at once``), and the run ends when all are final. Measured:
+seconds from the last creation to the last completion (database timestamps), how many
+completed, the worker's peak resident memory (VmHWM), the fake's counts of calls. Targets
+(full run): all 200 complete within 30 s (webhooks) and 40 s (polling) of the last
+submit; the worker's memory under 200 MB. ``--smoke``: 10 generations of 2 s, within 12 s
+and 22 s (the same slack), the same memory limit — enforced too, it is quick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+
+from bench.runner import Server, Target, child_database_env, connection_kwargs, on_database
+from velro import jwt_keys
+
+MODEL_ID = "bench/video-model"
+MEMORY_LIMIT_MB = 200.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    generations: int
+    run_seconds: float
+    webhooks_within: float
+    polling_within: float
+
+
+FULL = Plan(200, 20.0, 30.0, 40.0)
+SMOKE = Plan(10, 2.0, 12.0, 22.0)
+
+
+@dataclass
+class Measured:
+    mode: str
+    generations: int
+    completed: int
+    failed: int
+    seconds_after_last_submit: float
+    submit_seconds: float
+    worker_peak_rss_mb: float
+    fal_submits: int
+    fal_status_calls: int
+    webhooks_delivered: int
+
+
+class ProvidersBench:
+    def __init__(self, *, smoke: bool, output: Path, out, style):
+        self.plan = SMOKE if smoke else FULL
+        self.smoke = smoke
+        self.output = output
+        self.out, self.style = out, style
+        self.base_name = connection.settings_dict["NAME"]
+        self.db = f"{self.base_name}_bench_providers_{os.getpid()}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="velro-bench-providers-"))
+        self.started = time.monotonic()
+
+    def say(self, message: str) -> None:
+        self.out.write(f"[{time.monotonic() - self.started:6.1f} s] providers: {message}")
+        self.out.flush()
+
+    # -- the run -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        from tests.fakes.fal import FakeFal
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the fake's webhook POSTs, one line each
+
+        self.say(f"{self.plan.generations} video generations of {self.plan.run_seconds:g} s each, ONE worker")
+        self.create_database()
+        server = None
+        try:
+            fal = FakeFal(key="fal-bench-key")
+            fal.run_seconds, fal.queue_seconds = self.plan.run_seconds, 0.0
+            with fal:
+                env = self.env(fal)
+                server = Server("app-fal-webhooks", "velro.wsgi:application", env, self.workdir, "/api/v1/health", 200)
+                server.env["WEB_CONCURRENCY"] = "4"
+                server.start()
+                server.wait_ready()
+                self.say(f"app (webhooks) up at {server.url}, fake fal at {fal.base}")
+                results = [
+                    self.measure("webhooks", fal, {**env, "PUBLIC_BASE_URL": server.url}),
+                    self.measure("polling", fal, {**env, "PUBLIC_BASE_URL": ""}),
+                ]
+        finally:
+            if server is not None:
+                server.stop()
+            self.drop_database()
+        return self.report(results)
+
+    def env(self, fal) -> dict:
+        keys = jwt_keys.key_set()
+        return {
+            **child_database_env(self.db),
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "JWT_ALGORITHM": keys.algorithm,
+            "JWT_SIGNING_KEYS": keys.source,
+            "JWT_SIGNING_KEYS_FILE": "",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "GUNICORN_MAX_REQUESTS": "0",
+            "PASSWORD_BREACH_CHECK": "0",
+            "LOG_LEVEL": "WARNING",
+            "GENERATION_PROVIDER": "fal",
+            "FAL_KEY": fal.key,
+            "FAL_QUEUE_URL": fal.base,
+            "FAL_JWKS_URL": fal.jwks_url,
+            "FAL_TIMEOUT": "300",
+            "MEDIA_ROOT": str(self.workdir / "media"),
+        }
+
+    def measure(self, mode: str, fal, env: dict) -> Measured:
+        calls_before = {kind: fal.count(kind) for kind in ("submit", "status")}
+        deliveries_before = len(fal.deliveries)
+        log = open(self.workdir / f"worker-{mode}.log", "w")  # noqa: SIM115 - closed below
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "run_worker", "--idle-sleep", "0.2"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            first = worker.stdout.readline()
+            if "worker started" not in first:
+                raise RuntimeError(f"the worker did not start: {first!r}; see {log.name}")
+            self.say(f"{mode}: {first.strip()}")
+            # The rest of its output, timestamped, into its log (a full pipe would stop it).
+            threading.Thread(target=copy_lines, args=(worker.stdout, log), daemon=True).start()
+            ids, submit_seconds = self.submit(mode)
+            self.say(f"{mode}: {len(ids)} generations created in {submit_seconds:.2f} s; waiting")
+            counts = self.wait(ids, timeout=self.plan.run_seconds + 120)
+            peak = peak_rss_mb(worker.pid)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.communicate()
+            log.close()
+        measured = Measured(
+            mode=mode,
+            generations=len(ids),
+            completed=counts["completed"],
+            failed=counts["failed"],
+            seconds_after_last_submit=counts["seconds"],
+            submit_seconds=round(submit_seconds, 2),
+            worker_peak_rss_mb=round(peak, 1),
+            fal_submits=fal.count("submit") - calls_before["submit"],
+            fal_status_calls=fal.count("status") - calls_before["status"],
+            webhooks_delivered=len(fal.deliveries) - deliveries_before,
+        )
+        self.say(
+            f"{mode}: {measured.completed}/{measured.generations} completed, the last "
+            f"{measured.seconds_after_last_submit:.1f} s after the last submit; worker peak {peak:.0f} MB; "
+            f"{measured.fal_status_calls} status calls, {measured.webhooks_delivered} webhooks"
+        )
+        return measured
+
+    def submit(self, mode: str) -> tuple[list, float]:
+        """The generations, created as people would (generation_create charges each),
+        as fast as this process can: they are all pending before the worker is through."""
+        from credits.services import credits_grant
+        from generations import services
+        from generations.models import AIModel
+        from tests.factories import UserFactory
+
+        with on_database(self.db):
+            model, _ = AIModel.objects.update_or_create(
+                pk=MODEL_ID,
+                defaults={
+                    "display_name": "Bench video",
+                    "kind": "video",
+                    "credits_cost": 1,
+                    "provider": "fal",
+                    "parameter_schema": {},
+                },
+            )
+            people = [
+                UserFactory(email=f"{mode}-{n}@bench.velro.local") for n in range(max(1, self.plan.generations // 50))
+            ]
+            for person in people:
+                credits_grant(user=person, amount=100, reason="benchmark")
+            started = time.monotonic()
+            ids = [
+                services.generation_create(user=people[n % len(people)], ai_model=model, prompt=f"{mode} {n}").pk
+                for n in range(self.plan.generations)
+            ]
+            return ids, time.monotonic() - started
+
+    def wait(self, ids: list, *, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(**connection_kwargs(self.db), autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'), "
+                    "count(*) FILTER (WHERE status IN ('pending', 'processing')), "
+                    "extract(epoch FROM max(completed_at) - max(created_at)) "
+                    "FROM public.generations WHERE id = ANY(%s)",
+                    [ids],
+                ).fetchone()
+                if row[2] == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
+        return {"completed": row[0], "failed": row[1], "open": row[2], "seconds": round(float(row[3] or 0.0), 2)}
+
+    # -- the database ------------------------------------------------------------------
+
+    def create_database(self) -> None:
+        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(self.db))
+            )
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.db)))
+        self.say(f"{self.db}: created, migrating")
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, **child_database_env(self.db), "DEBUG": "1"},
+            check=True,
+        )
+
+    def drop_database(self) -> None:
+        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(self.db))
+            )
+        self.say(f"{self.db}: dropped")
+
+    # -- the report --------------------------------------------------------------------
+
+    def targets(self, results: list[Measured]) -> list[Target]:
+        by_mode = {m.mode: m for m in results}
+        targets = []
+        for mode, within in (("webhooks", self.plan.webhooks_within), ("polling", self.plan.polling_within)):
+            m = by_mode[mode]
+            all_done = m.completed == m.generations
+            targets.append(
+                Target(
+                    f"providers_{mode}",
+                    f"{m.generations} videos ({self.plan.run_seconds:g} s each at fal), one worker, {mode}",
+                    f"all complete within {within:g} s of the last submit",
+                    f"{m.completed}/{m.generations} in {m.seconds_after_last_submit:.1f} s",
+                    all_done and m.seconds_after_last_submit <= within,
+                )
+            )
+        peak = max(m.worker_peak_rss_mb for m in results)
+        targets.append(
+            Target(
+                "providers_worker_memory",
+                "the worker's peak resident memory (both runs)",
+                f"< {MEMORY_LIMIT_MB:g} MB",
+                f"{peak:.0f} MB",
+                0 < peak < MEMORY_LIMIT_MB,
+            )
+        )
+        webhooks = by_mode["webhooks"]
+        targets.append(
+            Target(
+                "providers_webhooks_drive_it",
+                "with webhooks, results come by webhook, not by polling",
+                "≥ 1 webhook per generation; ≤ 1 status call per generation (its metrics)",
+                f"{webhooks.webhooks_delivered} webhooks, {webhooks.fal_status_calls} status calls",
+                webhooks.webhooks_delivered >= webhooks.generations
+                and webhooks.fal_status_calls <= webhooks.generations,
+            )
+        )
+        return targets
+
+    def report(self, results: list[Measured]) -> int:
+        targets = self.targets(results)
+        self.out.write("")
+        self.out.write("Generations at provider scale (fake fal, one worker):")
+        for t in targets:
+            verdict = "PASS" if t.passed else "FAIL"
+            style = self.style.SUCCESS if t.passed else self.style.ERROR
+            self.out.write(f"  {t.label}: {t.measured} (target {t.goal}) " + style(verdict))
+        data = {}
+        if self.output.exists():
+            with contextlib.suppress(ValueError):
+                data = json.loads(self.output.read_text())
+        data["providers"] = {
+            "mode": "smoke" if self.smoke else "full",
+            "plan": asdict(self.plan),
+            "runs": {m.mode: asdict(m) for m in results},
+            "targets": [asdict(t) for t in targets],
+        }
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.output.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        self.say(f"results written to {self.output}")
+        failed = [t.key for t in targets if not t.passed]
+        if failed:
+            self.out.write(self.style.ERROR(f"provider targets FAIL: {', '.join(failed)}"))
+            return 1
+        self.out.write(self.style.SUCCESS("all provider targets PASS"))
+        return 0
+
+
+def copy_lines(source, log) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        for line in source:
+            log.write(f"{time.time():.3f} {line}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB; 0 if it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
