@@ -318,7 +318,7 @@ class ProvidersBench:
             "targets": [asdict(t) for t in targets],
         }
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.output.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        self.output.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
         self.say(f"results written to {self.output}")
         failed = [t.key for t in targets if not t.passed]
         if failed:

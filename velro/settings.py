@@ -417,7 +417,7 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 # with webhooks on, only one not reported within GENERATION_WEBHOOK_GRACE s), and how
 # many times a submit failing with a retryable error (connection, 5xx, 429) is tried.
 GENERATION_MAX_IN_FLIGHT = env.int("GENERATION_MAX_IN_FLIGHT", default=256)
-GENERATION_PROVIDER_CONCURRENCY = env.int("GENERATION_PROVIDER_CONCURRENCY", default=32)
+GENERATION_PROVIDER_CONCURRENCY = env.int("GENERATION_PROVIDER_CONCURRENCY", default=16)
 GENERATION_POLL_INTERVAL = env.float("GENERATION_POLL_INTERVAL", default=1.0)
 GENERATION_POLL_MAX_INTERVAL = env.float("GENERATION_POLL_MAX_INTERVAL", default=5.0)
 GENERATION_WEBHOOK_GRACE = env.float("GENERATION_WEBHOOK_GRACE", default=60.0)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("admin/", include("health.admin_urls")),
     # Before admin/ too: the admin's login with its limits, and two-factor sign-in.
     path("admin/", include("staffauth.urls")),
+    path("admin/", include("generations.admin_urls")),  # Provider cost (issue 19)
     path("admin/", admin.site.urls),
 ]
 

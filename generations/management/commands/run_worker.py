@@ -147,6 +147,8 @@ class Command(BaseCommand):
         taken = 0
         while not self.stopping and inflight.capacity() > 0 and (limit is None or taken < limit):
             try:
+                if taken and taken % 50 == 0:
+                    inflight.step()  # results that came in meanwhile are recorded too
                 generation = services.generation_claim_next()
             except DATABASE_UNAVAILABLE:
                 if connection.in_atomic_block:
@@ -160,8 +162,6 @@ class Command(BaseCommand):
                 self.process(generation, provider)
                 return taken
             self.record("hand-over", inflight.hand_over, generation=generation, provider=provider.name)
-            if taken % 50 == 0:
-                inflight.step()  # results that came in meanwhile are recorded too
         return taken
 
     def provider_of(self, generation):
