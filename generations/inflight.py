@@ -102,7 +102,9 @@ class InFlight:
         free = self.concurrency * 2 - len(self.jobs)  # a little queue in the pool, not more
         if free > 0:
             busy = [generation.pk for _, generation in self.jobs.values()]
-            for generation in services.generation_claim_due(limit=free, lease_seconds=self._lease(), exclude=busy):
+            for generation in services.generation_claim_due(
+                limit=free, lease_seconds=CALL_LEASE, finish_lease_seconds=self._finish_lease(), exclude=busy
+            ):
                 self._start(generation)
                 did += 1
         self._forget_finished()
@@ -124,7 +126,8 @@ class InFlight:
             self.providers[name] = provider
         return self.providers[name]
 
-    def _lease(self) -> float:
+    def _finish_lease(self) -> float:
+        """Copying outputs in may take MEDIA_OUTPUT_TIMEOUT per file (up to 4 images)."""
         return max(CALL_LEASE, settings.MEDIA_OUTPUT_TIMEOUT * 4 + 30)
 
     def _start(self, generation: Generation) -> None:
@@ -280,9 +283,8 @@ class InFlight:
                 generation, f"The provider request timed out: not finished {timeout:g} s after its submit; {value}."
             )
         else:
-            polls = int((generation.progress or {}).get("polls", 0)) + 1
             services.generation_progress(
-                generation=generation, progress={**value, "polls": polls}, next_poll_at=self._next_poll(generation)
+                generation=generation, progress=value, next_poll_at=self._next_poll(generation)
             )
 
     def _record_finish(self, generation: Generation, outcome) -> None:
@@ -309,17 +311,16 @@ class InFlight:
             Generation.objects.filter(pk=generation.pk).update(**services._metrics_columns(metrics))
 
     def _next_poll(self, generation: Generation, retry_after: float | None = None):
-        """Backing off: GENERATION_POLL_INTERVAL × 1.5 per poll up to the maximum, never
-        past the time-out (so a request that outlives FAL_TIMEOUT is seen at once)."""
-        polls = int((generation.progress or {}).get("polls", 0))
-        delay = min(
-            settings.GENERATION_POLL_INTERVAL * 1.5**polls,
-            settings.GENERATION_POLL_MAX_INTERVAL,
-        )
-        if retry_after is not None:
-            delay = max(delay, retry_after)
+        """Backing off with the request's age: GENERATION_POLL_INTERVAL at first, a
+        quarter of its age later, at most GENERATION_POLL_MAX_INTERVAL (a 20 s video is
+        polled about ten times); never past the time-out, so a request that outlives
+        FAL_TIMEOUT is seen at once."""
         now = timezone.now()
         started = generation.submitted_at or generation.started_at or now
+        age = (now - started).total_seconds()
+        delay = min(max(settings.GENERATION_POLL_INTERVAL, age / 4), settings.GENERATION_POLL_MAX_INTERVAL)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
         deadline = started + timedelta(seconds=settings.FAL_TIMEOUT + 0.5)
         return min(now + timedelta(seconds=delay), max(deadline, now))
 

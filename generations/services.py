@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -360,12 +360,15 @@ def generation_release(*, generation: Generation, provider: str) -> bool:
 
 
 @transaction.atomic
-def generation_claim_due(*, limit: int, lease_seconds: float, exclude=()) -> list[Generation]:
+def generation_claim_due(
+    *, limit: int, lease_seconds: float, finish_lease_seconds: float | None = None, exclude=()
+) -> list[Generation]:
     """Up to ``limit`` in-flight generations due for a worker's attention (to submit,
-    poll, or finish a result that came in), each leased for ``lease_seconds``: its
-    ``next_poll_at`` moves past the lease, so another worker (or this one) picks it up
-    again only if nothing recorded the outcome by then. ``FOR UPDATE SKIP LOCKED``: two
-    workers never take the same row."""
+    poll, or finish a result that came in), each leased for ``lease_seconds`` (one with a
+    result to copy in: ``finish_lease_seconds``): its ``next_poll_at`` moves past the
+    lease, so another worker (or this one) picks it up again only if nothing recorded the
+    outcome by then — a worker that died. ``FOR UPDATE SKIP LOCKED``: two workers never
+    take the same row."""
     if limit <= 0:
         return []
     now = timezone.now()
@@ -379,7 +382,13 @@ def generation_claim_due(*, limit: int, lease_seconds: float, exclude=()) -> lis
     )
     if not ids:
         return []
-    Generation.objects.filter(pk__in=ids).update(next_poll_at=now + timedelta(seconds=lease_seconds))
+    finish = finish_lease_seconds if finish_lease_seconds is not None else lease_seconds
+    Generation.objects.filter(pk__in=ids).update(
+        next_poll_at=Case(
+            When(provider_result__isnull=False, then=Value(now + timedelta(seconds=finish))),
+            default=Value(now + timedelta(seconds=lease_seconds)),
+        )
+    )
     return list(Generation.objects.select_related("ai_model").filter(pk__in=ids).order_by("next_poll_at"))
 
 

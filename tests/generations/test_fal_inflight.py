@@ -327,7 +327,7 @@ def test_progress_shows_the_queue_position_then_the_stage(fal, inflight, alice, 
     ahead = [create(bob) for _ in range(2)]
     drive(inflight, lambda: len(fal.requests) == 2, timeout=5)  # at fal first
     generation = create(alice)
-    drive(inflight, lambda: (Generation.objects.get(pk=generation.pk).progress or {}).get("polls"), timeout=5)
+    drive(inflight, lambda: "queue_position" in Generation.objects.get(pk=generation.pk).progress, timeout=5)
     progress = api_as(alice).get(f"/api/v1/generations/{generation.pk}").json()["progress"]
     assert progress["stage"] == "queued" and progress["queue_position"] == 2
     assert all(Generation.objects.get(pk=g.pk).progress["stage"] == "queued" for g in ahead)
@@ -372,3 +372,27 @@ def test_the_local_provider_still_runs_in_the_worker(alice, settings, tmp_path):
     call_command("run_worker", "--once", "--idle-sleep", "0.05")
     row = Generation.objects.get(pk=generation.pk)
     assert row.status == "completed" and row.provider == "" and row.provider_request_id == f"local-{row.pk}"
+
+
+def test_a_row_a_worker_works_on_is_leased(fal, alice):
+    """Claimed for a poll or submit: leased CALL_LEASE-like seconds; with a result to copy
+    in: the longer finishing lease. Another worker takes it again only after the lease."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    generation = create(alice)
+    services.generation_release(generation=services.generation_claim_next(), provider="fal")
+    (claimed,) = services.generation_claim_due(limit=10, lease_seconds=60, finish_lease_seconds=600)
+    assert claimed.pk == generation.pk
+    assert services.generation_claim_due(limit=10, lease_seconds=60) == []  # leased
+    lease = Generation.objects.get(pk=generation.pk).next_poll_at - timezone.now()
+    assert timedelta(seconds=55) < lease <= timedelta(seconds=60)
+    Generation.objects.filter(pk=generation.pk).update(
+        provider_result={"status": "OK"}, next_poll_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert [g.pk for g in services.generation_claim_due(limit=10, lease_seconds=60, finish_lease_seconds=600)] == [
+        generation.pk
+    ]
+    lease = Generation.objects.get(pk=generation.pk).next_poll_at - timezone.now()
+    assert timedelta(seconds=595) < lease <= timedelta(seconds=600)
