@@ -15,7 +15,9 @@ checked here, in order:
    not become a flood of fetches) and tried once more. The keys are kept at most
    ``FAL_JWKS_CACHE_SECONDS`` (fal: never longer than 24 h), fetched over HTTPS (plain
    http only on loopback, for the tests' fake) with ``FAL_JWKS_TIMEOUT``. Keys that
-   cannot be fetched: 503, so fal delivers again later.
+   cannot be fetched: 503, so fal delivers again later;
+5. with ``FAL_WEBHOOK_USER_ID`` set, the signed user id is our fal account's (fal's docs
+   leave this check to us).
 
 The verifying is cryptography's Ed25519 (no hand-written crypto). A verified delivery
 then goes the way of every provider webhook (generations/webhooks.py): recorded once in
@@ -199,6 +201,9 @@ class FalSignatureAuthentication(authentication.BaseAuthentication):
         message = signed_message(values["Request-Id"], values["User-Id"], values["Timestamp"], request.body)
         if not KEYS.verify(message, signature):
             raise exceptions.AuthenticationFailed("Invalid signature.")
+        expected_user = settings.FAL_WEBHOOK_USER_ID
+        if expected_user and values["User-Id"] != expected_user:
+            raise exceptions.AuthenticationFailed("Signed for another fal account (X-Fal-Webhook-User-Id).")
         principal = ServicePrincipal("fal", signature_hex)
         principal.request_id = values["Request-Id"]
         return principal, None

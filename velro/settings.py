@@ -407,6 +407,9 @@ FAL_JWKS_URL = env.str("FAL_JWKS_URL", default="") or "https://rest.alpha.fal.ai
 FAL_JWKS_CACHE_SECONDS = min(env.float("FAL_JWKS_CACHE_SECONDS", default=3600.0), 86400.0)  # fal: never > 24 h
 FAL_JWKS_REFRESH_SECONDS = env.float("FAL_JWKS_REFRESH_SECONDS", default=30.0)
 FAL_JWKS_TIMEOUT = env.float("FAL_JWKS_TIMEOUT", default=5.0)
+# fal's user id of our account (X-Fal-Webhook-User-Id, signed with the rest): when set, a
+# delivery signed for another fal account is refused. Empty: not checked.
+FAL_WEBHOOK_USER_ID = env.str("FAL_WEBHOOK_USER_ID", default="")
 # Where fal reaches this deployment: with it, fal POSTs each result to
 # <PUBLIC_BASE_URL>/api/v1/webhooks/fal; empty (development, a private network): the
 # worker polls instead.

@@ -194,6 +194,15 @@ def test_forged_stale_tampered_or_unsigned_webhooks_change_nothing(fal, submitte
     assert refused.count() == 5 and set(refused.values_list("status_code", flat=True)) == {401}
 
 
+def test_a_delivery_signed_for_another_fal_account_is_refused(fal, submitted, client, settings):
+    generation, delivery = submitted
+    settings.FAL_WEBHOOK_USER_ID = "our-fal-account"
+    assert deliver(client, fal, delivery).status_code == 401  # the fake signs as fake-fal-user
+    assert unchanged(generation)
+    fal.user_id = "our-fal-account"
+    assert deliver(client, fal, delivery).status_code == 202
+
+
 def test_a_replayed_delivery_is_a_409_and_changes_nothing(fal, submitted, client):
     generation, delivery = submitted
     headers = fal.sign(delivery.body, delivery.request_id)
