@@ -405,3 +405,29 @@ def test_a_row_a_worker_works_on_is_leased(fal, alice):
     ]
     lease = Generation.objects.get(pk=generation.pk).next_poll_at - timezone.now()
     assert timedelta(seconds=595) < lease <= timedelta(seconds=600)
+
+
+def test_an_outcome_waits_while_the_database_fails_and_nothing_is_resubmitted(fal, inflight, alice, monkeypatch):
+    """The worker's loop backs off on a database error (run_worker); the provider's answer
+    it could not record is kept and recorded at the next step, never asked for again."""
+    from django.db import OperationalError
+
+    real, failures = services.generation_submitted, []
+
+    def down_once(**kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("the database went away")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "generation_submitted", down_once)
+    generation = create(alice)
+    inflight.hand_over(services.generation_claim_next(), "fal")
+    deadline = time.monotonic() + 5
+    with pytest.raises(OperationalError):
+        while time.monotonic() < deadline:
+            inflight.step()
+            time.sleep(0.02)
+    assert inflight.done  # the submit's answer, kept
+    drive(inflight, lambda: status_of(generation) == "completed", timeout=10)
+    assert fal.count("submit") == 1 and failures == [1]
