@@ -12,7 +12,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generations", "0011_storage_bytes"),
+        ("generations", "0012_generations_created_brin"),
         ("projects", "0002_projects_rls"),
         ("stylestacks", "0007_definer_functions_to_private"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
