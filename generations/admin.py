@@ -12,7 +12,7 @@ from credits.models import CreditTransaction
 from generations.forms import AIModelAdminForm
 from generations.models import AIModel, Generation
 from generations.serializers import output_media_name
-from generations.services import generation_fail, generation_refund, generation_retry
+from generations.services import generation_cancel_quietly, generation_fail, generation_refund, generation_retry
 from velro.admin import CappedCountPaginator, ReadOnlyInlineMixin
 from velro.exceptions import ApplicationError, Conflict
 from velro.media_links import signed_media_url
@@ -125,7 +125,21 @@ class GenerationAdmin(admin.ModelAdmin):
         ),
         ("Request", {"fields": ("prompt", "negative_prompt", "parameters", "reference_preview", "idempotency_key")}),
         ("Style", {"fields": ("style_stack", "preset", "adapted_prompt", "adaptation")}),
-        ("Result", {"fields": ("outputs_preview", "outputs", "error_message", "provider_request_id")}),
+        ("Result", {"fields": ("outputs_preview", "outputs", "error_message")}),
+        (
+            "Provider",
+            {
+                "fields": (
+                    "provider",
+                    "provider_request_id",
+                    "progress",
+                    "submitted_at",
+                    "next_poll_at",
+                    "provider_inference_seconds",
+                    "provider_cost",
+                )
+            },
+        ),
         ("Dates", {"fields": ("created_at", "started_at", "completed_at", "updated_at")}),
     )
     readonly_fields = ("reference_preview", "outputs_preview")
@@ -307,11 +321,16 @@ class GenerationAdmin(admin.ModelAdmin):
     def mark_failed_and_refund(self, request, queryset):
         changed = skipped = 0
         for generation in queryset:
+            error = "Marked failed by staff"
+            if generation.status == Status.PROCESSING and generation.provider and generation.provider_request_id:
+                # Held by the provider: cancel it there first, so it stops running (and
+                # billing) at the provider; whatever it answers, it is failed here.
+                error += f"; {generation_cancel_quietly(generation, why='marked failed by staff')}"
             # generation_fail moves it only if it is still pending/processing at that
             # moment (a conditional update), so a worker finishing it first wins and
             # nothing is refunded twice.
             if generation.status in (Status.PENDING, Status.PROCESSING) and generation_fail(
-                generation=generation, error="Marked failed by staff", created_by=request.user
+                generation=generation, error=error, created_by=request.user
             ):
                 changed += 1
                 self.log_change(request, generation, "Marked failed and refunded")

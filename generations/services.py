@@ -601,14 +601,15 @@ def _cancel_at(provider, generation: Generation) -> tuple[bool, str]:
             close()
 
 
-def generation_cancel_quietly(generation: Generation) -> str:
-    """Ask the provider to cancel ``generation``'s request, for a time-out: what it
-    answered, in words for the error message; never raises."""
+def generation_cancel_quietly(generation: Generation, *, why: str = "timed out") -> str:
+    """Ask the provider to cancel ``generation``'s request before it is failed here (a
+    time-out, or staff marking it failed): what it answered, in words for the error
+    message; never raises."""
     from generations.providers import ProviderError, provider_named
 
     try:
         cancelled, answer = _cancel_at(provider_named(generation.provider), generation)
     except ProviderError as exc:
         return f"cancelling it at {generation.provider} failed ({exc})"
-    logger.warning("generation %s timed out; cancel at %s: %s", generation.pk, generation.provider, answer)
+    logger.warning("generation %s %s; cancel at %s: %s", generation.pk, why, generation.provider, answer)
     return f"cancelled at {generation.provider}" if cancelled else f"{generation.provider} answered {answer} to cancel"
