@@ -63,3 +63,12 @@ def test_not_staff_or_without_the_permission_cannot_see_it(held, client, alice):
     clerk.user_permissions.add(Permission.objects.get(codename="view_generation"))
     client.force_login(type(clerk).objects.get(pk=clerk.pk))
     assert client.get(URL).status_code == 200
+
+
+def test_the_admin_index_links_to_it_for_those_who_may_see_it(db, client):
+    clerk = UserFactory(is_staff=True)
+    client.force_login(clerk)
+    assert 'id="provider-cost-link"' not in client.get("/admin/").content.decode()
+    clerk.user_permissions.add(Permission.objects.get(codename="view_generation"))
+    client.force_login(type(clerk).objects.get(pk=clerk.pk))
+    assert f'href="{URL}" id="provider-cost-link"' in client.get("/admin/").content.decode()
