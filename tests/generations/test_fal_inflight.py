@@ -139,8 +139,10 @@ def test_a_webhook_reporting_an_error_fails_and_refunds_once(fal, inflight, alic
     drive(inflight, lambda: len(fal.held) == 2, timeout=5)
     first, second = fal.held
     assert deliver(client, fal, first).status_code == 202
-    # A second delivery (fal signs each one afresh) changes nothing.
-    again = fal.sign(second.body, second.request_id, timestamp=int(time.time()) - 1)
+    # A second delivery (fal signs each one afresh) changes nothing. Its timestamp is a
+    # second ahead: the first was signed at "now" or earlier, and the same second would
+    # be the same (deterministic ED25519) signature, i.e. the same delivery replayed.
+    again = fal.sign(second.body, second.request_id, timestamp=int(time.time()) + 1)
     assert deliver(client, fal, second, headers=again).status_code == 409
     drive(inflight, lambda: status_of(generation) == "failed", timeout=5)
     assert "422" in Generation.objects.get(pk=generation.pk).error_message
@@ -169,8 +171,10 @@ def test_forged_stale_tampered_or_unsigned_webhooks_change_nothing(fal, submitte
 
     generation, delivery = submitted
     forged = fal.sign(delivery.body, delivery.request_id, key=Ed25519PrivateKey.generate())
-    stale = fal.sign(delivery.body, delivery.request_id, timestamp=int(time.time()) - 301)
-    future = fal.sign(delivery.body, delivery.request_id, timestamp=int(time.time()) + 301)
+    # Well past the 300 s tolerance both ways: +301 became +300 (accepted) when the check
+    # ran a second after the signing.
+    stale = fal.sign(delivery.body, delivery.request_id, timestamp=int(time.time()) - 400)
+    future = fal.sign(delivery.body, delivery.request_id, timestamp=int(time.time()) + 400)
     tampered_body = delivery.body.replace(b'"OK"', b'"ERROR"')
     other_request = {
         **fal.sign(delivery.body, delivery.request_id, timestamp=int(time.time()) - 2),
