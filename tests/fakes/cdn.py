@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from PIL import Image
+
+from tests.fakes.server import LoopbackServer
 
 
 @dataclass
@@ -26,26 +28,16 @@ class File:
     chunked: bool = False
 
 
-class FakeCDN:
+class FakeCDN(LoopbackServer):
     def __init__(self):
         self.files: dict[str, File] = {}
         self.requests: list[str] = []
         self.stop = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.cdn = self
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
+        super().__init__(_Handler, "cdn")
 
     def __exit__(self, *exc):
-        self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.stop.set()  # slow answers give up at once
+        super().__exit__(*exc)
 
     def put(self, path: str, body: bytes, content_type: str = "application/octet-stream", **behaviour) -> str:
         self.files[path] = File(body, content_type, **behaviour)

@@ -14,8 +14,10 @@ import itertools
 import json
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
+
+from tests.fakes.server import LoopbackServer
 
 
 @dataclass
@@ -47,26 +49,13 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict:
     return lists(root)
 
 
-class FakeStripe:
+class FakeStripe(LoopbackServer):
     def __init__(self):
         self.requests: list[Call] = []
         self.objects: dict[str, dict] = {}
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.stripe = self
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(_Handler, "stripe")
 
     def use(self, settings) -> None:
         """Point billing at this server."""
