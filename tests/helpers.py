@@ -1,8 +1,11 @@
-"""Running manage.py in a subprocess against the test server (a real second process)."""
+"""Running manage.py in a subprocess against the test server (a real second process), and
+running callables at the same moment on their own database connections (races)."""
 
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from django.db import connection
@@ -36,3 +39,27 @@ def manage(url: str, *args, timeout: int = 180) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def run_together(*targets: Callable, timeout: float = 60):
+    """Start every target at the same moment, each in its own thread (so on its own
+    database connection); return what each returned or raised."""
+    barrier = threading.Barrier(len(targets))
+    results: list = [None] * len(targets)
+
+    def runner(index, target):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = target()
+        except Exception as exc:  # collected for the assertions
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(i, t), daemon=True) for i, t in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
+    return results

@@ -4,15 +4,14 @@ that says when to come back, and a WARNING log line (staffauth/limits.py)."""
 
 import logging
 import re
-import threading
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 from django.test import Client
 
 from accounts.throttles import digest
 from tests.factories import PASSWORD, UserFactory
+from tests.helpers import run_together
 
 LOGIN = "/admin/login/"
 WRONG = "not-the-password-1"
@@ -155,22 +154,12 @@ def test_a_burst_of_parallel_wrong_passwords_gets_exactly_the_limit(settings):
     cache.clear()
     settings.ADMIN_LOGIN_RATE_ACCOUNT = "3/hour"
     UserFactory(email="erin@example.com", is_staff=True)
-    barrier = threading.Barrier(12)
-    codes = []
 
     def attempt(n):
-        try:
-            barrier.wait(timeout=10)
-            codes.append(sign_in(Client(), "erin@example.com", ip=f"10.1.0.{n}").status_code)
-        finally:
-            connection.close()
+        return lambda: sign_in(Client(), "erin@example.com", ip=f"10.1.0.{n}").status_code
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(12)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        codes = run_together(*[attempt(n) for n in range(12)], timeout=30)
         assert sorted(codes) == [200] * 3 + [429] * 9
     finally:
         cache.clear()

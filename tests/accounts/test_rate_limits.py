@@ -3,7 +3,6 @@
 
 import json
 import re
-import threading
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -13,6 +12,7 @@ from accounts import throttles
 from accounts.models import User
 from tests.conftest import as_role
 from tests.factories import PASSWORD, UserFactory
+from tests.helpers import run_together
 
 LOGIN, REGISTER, REFRESH = "/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"
 GENEROUS = "1000/min"
@@ -219,26 +219,15 @@ def test_a_burst_of_parallel_attempts_gets_exactly_the_limit(limits, clock):
     """Each request on its own thread and database connection, all at once: the check
     is atomic per key, so no two of them read the same old count."""
     from django.core.cache import cache
-    from django.db import connection
     from rest_framework.test import APIClient
 
     limits(login_email="3/min")
-    barrier = threading.Barrier(12)
-    codes = []
 
     def attempt(n):
-        try:
-            barrier.wait(timeout=10)
-            codes.append(login(APIClient(), "erin@example.com", "wrong-password", ip=f"10.1.0.{n}").status_code)
-        finally:
-            connection.close()
+        return lambda: login(APIClient(), "erin@example.com", "wrong-password", ip=f"10.1.0.{n}").status_code
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(12)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        codes = run_together(*[attempt(n) for n in range(12)], timeout=30)
         assert sorted(codes) == [401] * 3 + [429] * 9
     finally:
         cache.clear()

@@ -4,7 +4,6 @@ event row, one order paid, one grant."""
 import threading
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from billing.models import CreditPack, Order, StripeEvent
@@ -13,34 +12,11 @@ from credits.models import CreditTransaction
 from credits.selectors import credits_invariant_violations
 from tests.billing.conftest import completed_session, deliver, event
 from tests.factories import UserFactory
+from tests.helpers import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 COPIES = 32
-
-
-def run_together(target, copies: int) -> list:
-    """``target()`` on ``copies`` threads released at one moment, each with its own
-    database connection; what each returned or raised."""
-    barrier = threading.Barrier(copies)
-    results = [None] * copies
-
-    def runner(index):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target()
-        except Exception as exc:  # collected for the assertions
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(copies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def test_one_event_delivered_32_times_at_once_grants_once(fake_stripe):
@@ -50,7 +26,7 @@ def test_one_event_delivered_32_times_at_once_grants_once(fake_stripe):
     order, _url = checkout_create(user=user, pack=pack)
     payload = event("checkout.session.completed", completed_session(order))
 
-    responses = run_together(lambda: deliver(Client(), payload), COPIES)
+    responses = run_together(*[lambda: deliver(Client(), payload)] * COPIES, timeout=120)
 
     statuses = [getattr(response, "status_code", response) for response in responses]
     assert statuses == [200] * COPIES
@@ -81,7 +57,7 @@ def test_new_event_ids_for_one_session_at_once_grant_once(fake_stripe):
             payload = next(payloads)
         return deliver(Client(), payload)
 
-    responses = run_together(deliver_next, COPIES)
+    responses = run_together(*[deliver_next] * COPIES, timeout=120)
 
     assert [getattr(response, "status_code", response) for response in responses] == [200] * COPIES
     assert StripeEvent.objects.count() == COPIES

@@ -8,36 +8,11 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.db import connection
 
 FAL_KEY = "fal-faults-key-0123456789"
 # The image every good job returns: ``url`` is set to the fake CDN's by the fake_fal fixture.
 IMAGE_PATH = "/files/fault.png"
 IMAGE = {"url": "", "width": 64, "height": 64, "content_type": "image/png"}
-
-
-def run_together(*targets: Callable, timeout: float = 60):
-    """Start every target at the same moment, each in its own thread (so on its own
-    database connection); return what each returned or raised."""
-    barrier = threading.Barrier(len(targets))
-    results: list = [None] * len(targets)
-
-    def runner(index, target):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target()
-        except Exception as exc:  # collected for the assertions
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i, t), daemon=True) for i, t in enumerate(targets)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=timeout)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
-    return results
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = "condition"):

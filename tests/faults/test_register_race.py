@@ -24,7 +24,7 @@ from generations.models import AIModel, Generation
 from generations.webhooks import SIGNATURE_HEADER, sign
 from tests.conftest import bearer
 from tests.factories import UserFactory
-from tests.faults.conftest import run_together
+from tests.helpers import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

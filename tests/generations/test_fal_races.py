@@ -15,7 +15,8 @@ from generations.models import AIModel, Generation, WebhookDelivery
 from generations.outputs import outputs_bytes
 from tests.factories import UserFactory
 from tests.fakes.fal import FakeFal
-from tests.faults.conftest import run_together, wait_for
+from tests.faults.conftest import wait_for
+from tests.helpers import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,15 +1,13 @@
 """Races between real connections: credits are never spent twice or refunded twice."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from accounts.models import Profile
 from credits.models import CreditTransaction
 from generations import services
 from generations.models import AIModel, Generation
 from tests.factories import UserFactory
+from tests.helpers import run_together
 from velro.exceptions import Conflict, InsufficientCredits
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,30 +20,6 @@ def model():
         pk="test/race-model",
         defaults={"display_name": "Race", "kind": "image", "credits_cost": 25, "provider": "local"},
     )[0]
-
-
-def run_together(*targets):
-    """Start every target at the same moment, each on its own connection; return what
-    each returned or raised."""
-    barrier = threading.Barrier(len(targets))
-    results = [None] * len(targets)
-
-    def runner(index, target):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target()
-        except Exception as exc:  # collected for the assertions
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i, t)) for i, t in enumerate(targets)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def balance(user):
