@@ -80,6 +80,9 @@ class CreditTransaction(models.Model):
             # order, and a BRIN index cannot be taken for a person's newest-first ledger
             # page in place of credit_tx_user_created_idx.
             BrinIndex(fields=["created_at"], name="credit_tx_created_brin"),
+            # "my ledger, of one type" (?type=refund): led by the owner, then the type, so
+            # a rare type reads only its rows (credits 0006).
+            models.Index(fields=["user", "type", "-created_at", "-id"], name="credit_tx_user_type_idx"),
         ]
         constraints = [
             models.CheckConstraint(

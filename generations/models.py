@@ -191,6 +191,17 @@ class Generation(models.Model):
                 name="generations_provider_req_idx",
                 condition=~models.Q(provider_request_id=""),
             ),
+            # A person's list filtered by status, project or model, or their favourites:
+            # led by the owner, then the filter, then the page's order, so a filter with
+            # few matches reads only its own rows (generations 0016).
+            models.Index(fields=["user", "status", "-created_at", "-id"], name="generations_user_status_idx"),
+            models.Index(fields=["user", "project", "-created_at", "-id"], name="generations_user_project_idx"),
+            models.Index(fields=["user", "ai_model", "-created_at", "-id"], name="generations_user_model_idx"),
+            models.Index(
+                fields=["user", "-created_at", "-id"],
+                name="generations_user_favorite_idx",
+                condition=models.Q(is_favorite=True),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -215,6 +226,33 @@ class Generation(models.Model):
     def provider_prompt(self) -> str:
         """The prompt providers receive: the composed one when a style was used."""
         return self.adapted_prompt or self.prompt
+
+
+class GenerationStat(models.Model):
+    """How many generations a person has, and the credits they were charged, by status
+    and model: ``GET generations/stats`` in constant time, whatever the history.
+
+    Kept by statement-level triggers on generations (generations 0015) in the same
+    transaction as the change: every insert, delete, and change of owner, status, model or
+    credits moves the counts. Rows at zero stay (a status comes back) and are not shown.
+    Read by the owner under RLS; ``manage.py dbhealth`` compares a sample with the truth.
+    """
+
+    pk = models.CompositePrimaryKey("user_id", "status", "ai_model_id")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    status = models.CharField(max_length=20)
+    # The catalog id, not a foreign key: the figures outlive a model taken off the catalog.
+    ai_model_id = models.CharField(max_length=200)
+    count = models.BigIntegerField()
+    credits_charged = models.BigIntegerField()
+
+    class Meta:
+        db_table = "generation_stats"
+
+    def __str__(self):
+        return f"{self.user_id} {self.status} {self.ai_model_id}: {self.count}"
 
 
 class WebhookDelivery(models.Model):

@@ -21,6 +21,7 @@ from credits.models import CreditTransaction
 from credits.selectors import credits_invariant_violations
 from generations.media_files import dangling_files
 from generations.models import Generation
+from generations.selectors import generation_stats_drift
 from health.base import Level, Outcome
 from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
@@ -215,6 +216,27 @@ def check_credits(cursor) -> Outcome:
     emails = ", ".join(row["email"] for row in details[:5]) + (", …" if len(details) > 5 else "")
     summary = f"{len(violations)} balance(s) disagree with the ledger: {emails}"
     return Outcome(Level.ERROR, summary, _capped(details))
+
+
+# People whose generation counts (generation_stats) are compared with their generations.
+STATS_SAMPLE = 200
+
+
+def check_generation_stats(cursor) -> Outcome:
+    """The counts ``GET generations/stats`` reads, kept by triggers (generations 0015),
+    against the generations themselves, for a random sample of people: any difference
+    is drift, which no code path should be able to cause."""
+    checked, drift = generation_stats_drift(sample=STATS_SAMPLE)
+    if drift:
+        details = [{**row, "user_id": str(row["user_id"])} for row in drift]
+        people = sorted({row["email"] or row["user_id"] for row in details})
+        summary = (
+            f"the generation counts of {len(people)} of {checked} sampled people disagree with their generations: "
+            + ", ".join(people[:5])
+            + (", …" if len(people) > 5 else "")
+        )
+        return Outcome(Level.ERROR, summary, _capped(details))
+    return Outcome(Level.OK, f"the generation counts of {checked} sampled people match their generations", [])
 
 
 # --- row level security --------------------------------------------------------------
@@ -544,6 +566,7 @@ CHECKS: list[tuple[str, CheckFunction]] = [
     ("foreign keys", check_foreign_keys),
     ("user sync", check_user_sync),
     ("credits", check_credits),
+    ("generation counts", check_generation_stats),
     ("row level security", check_row_level_security),
     ("policy indexes", check_policy_indexes),
     ("policy auth.uid() calls", check_policy_auth_calls),

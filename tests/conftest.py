@@ -49,8 +49,8 @@ def _admin_two_factor_off(settings):
 @pytest.fixture(autouse=True)
 def _ledger_invariant(request):
     """After every test that touched the database: balance == sum(ledger) and the newest
-    balance_after == balance, for everyone. Tests that corrupt the books on purpose
-    carry the ``breaks_ledger`` marker."""
+    balance_after == balance, and the generation counts match the generations, for
+    everyone. Tests that corrupt the books on purpose carry the ``breaks_ledger`` marker."""
     name = next((f for f in ("transactional_db", "db") if f in request.fixturenames), None)
     if name is None or request.node.get_closest_marker("breaks_ledger"):
         yield
@@ -58,8 +58,11 @@ def _ledger_invariant(request):
     request.getfixturevalue(name)  # set up first, so torn down after this check
     yield
     from credits.selectors import credits_invariant_violations
+    from generations.selectors import generation_stats_drift
 
     assert credits_invariant_violations() == []
+    # And everyone's generation counts (generation_stats, kept by triggers) are the truth.
+    assert generation_stats_drift()[1] == []
 
 
 @pytest.fixture

@@ -101,6 +101,7 @@ def test_no_api_role_has_privileges_on_djangos_tables_or_identities(db, sql):
         ("public.billing_plans", "anon", True),
         ("public.billing_plans", "authenticated", True),
         ("public.credit_transactions", "authenticated", True),
+        ("public.generation_stats", "authenticated", True),
         ("public.generations", "authenticated", True),
         ("public.projects", "anon", True),
         ("public.projects", "authenticated", True),
@@ -194,6 +195,9 @@ def test_security_definer_functions_are_not_executable_by_api_roles(db, sql):
     assert definers == [
         ("private", "generation_cancel"),
         ("private", "generation_create"),
+        ("private", "generation_stats_deleted"),
+        ("private", "generation_stats_inserted"),
+        ("private", "generation_stats_updated"),
         ("private", "generations_count_in_project"),
         ("private", "generations_count_style_usage"),
         ("private", "generations_storage_bytes"),

@@ -180,6 +180,15 @@ MATRIX = {
         # alice's generation is pending: deleting it reaches nothing until it is cancelled.
         "delete": ("denied", "none",                 "none",                  NA,    NA,    "all", "all"),
     },
+    # Per-person counts of generations (generations 0015): the owner reads theirs;
+    # only the triggers on generations write them (no role has a write grant).
+    "public.generation_stats": {
+        #          anon      owner     other     editor viewer staff     service_role
+        "select": ("denied", "own",    "none",   NA,    NA,    "all",    "all"),
+        "insert": ("denied", "denied", "denied", NA,    NA,    "ok",     "denied"),
+        "update": ("denied", "denied", "denied", NA,    NA,    "all",    "denied"),
+        "delete": ("denied", "denied", "denied", NA,    NA,    "all",    "denied"),
+    },
     "public.webhook_deliveries": {
         #          anon      owner     other     editor viewer staff  service_role
         "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
@@ -365,6 +374,13 @@ TABLES = {
         words=OWNED,
         insert="INSERT INTO public.generations (user_id, ai_model_id, prompt, parameters, status, credits_charged) "
         "VALUES (%(alice)s, 'fal-ai/flux/dev', 'free', '{}', 'completed', 0) RETURNING status = 'completed'",
+    ),
+    "public.generation_stats": Table(
+        scope=f"user_id IN {PEOPLE}",
+        key="(user_id, status, ai_model_id)::text",
+        words=OWNED,
+        insert="INSERT INTO public.generation_stats (user_id, status, ai_model_id, count, credits_charged) "
+        "VALUES (%(alice)s, 'failed', 'matrix-model', 1, 0) RETURNING true",
     ),
     "public.webhook_deliveries": Table(
         insert="INSERT INTO public.webhook_deliveries (provider, signature) VALUES ('matrix', 'sig-new') "
