@@ -6,8 +6,12 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.functions import RandomUUID
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Now
+
+from velro.expressions import UTCTimestamp, words
 
 # The plans a profile's current_plan can name that billing sells (enterprise is by hand).
 PLAN_SLUG_CHOICES = [("free", "Free"), ("basic", "Basic"), ("pro", "Pro")]
@@ -137,6 +141,14 @@ class Order(models.Model):
         indexes = [
             # "my orders, newest first" and the RLS policy's user_id filter.
             models.Index(fields=["user", "-created_at", "-id"], name="billing_order_user_created_idx"),
+            # The admin's changelist, newest first; on an expression so that the API's
+            # per-person pages can never be planned on it (velro.expressions.UTCTimestamp).
+            models.Index(UTCTimestamp("created_at").desc(), F("id").desc(), name="billing_order_admin_order_idx"),
+            # The admin's search by a Stripe id (the others are indexed for the webhook).
+            models.Index(fields=["charge_id"], name="billing_order_charge_idx"),
+            models.Index(fields=["invoice_id"], name="billing_order_invoice_idx"),
+            # The orders changelist's revenue of the last 30 days (selectors.revenue_by_day).
+            models.Index(fields=["paid_at"], name="billing_order_paid_idx", condition=models.Q(paid_at__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(
@@ -170,6 +182,12 @@ class StripeEvent(models.Model):
     class Meta:
         db_table = "billing_stripe_events"
         ordering = ["-received_at"]
+        indexes = [
+            # The admin's changelist, newest first (no API lists events).
+            models.Index(fields=["-received_at", "-id"], name="stripe_event_received_idx"),
+            # The admin's search by the words of the detail.
+            GinIndex(words("detail"), name="stripe_event_detail_words_idx"),
+        ]
 
     def __str__(self):
         return f"{self.id} {self.type}"

@@ -2,9 +2,12 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.functions import RandomUUID
-from django.contrib.postgres.indexes import BrinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Now
+
+from velro.expressions import UTCTimestamp, words
 
 
 class CreditTransaction(models.Model):
@@ -80,8 +83,13 @@ class CreditTransaction(models.Model):
             # order, and a BRIN index cannot be taken for a person's newest-first ledger
             # page in place of credit_tx_user_created_idx.
             BrinIndex(fields=["created_at"], name="credit_tx_created_brin"),
+            # The admin's changelist, newest first; on an expression so that the API's
+            # per-person pages can never be planned on it (velro.expressions.UTCTimestamp).
+            models.Index(UTCTimestamp("created_at").desc(), F("id").desc(), name="credit_tx_admin_order_idx"),
+            # The admin's search by the words of the description.
+            GinIndex(words("description"), name="credit_tx_desc_words_idx"),
             # "my ledger, of one type" (?type=refund): led by the owner, then the type, so
-            # a rare type reads only its rows (credits 0006).
+            # a rare type reads only its rows (credits 0007).
             models.Index(fields=["user", "type", "-created_at", "-id"], name="credit_tx_user_type_idx"),
         ]
         constraints = [

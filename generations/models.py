@@ -2,9 +2,12 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.functions import RandomUUID
-from django.contrib.postgres.indexes import BrinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Now
+
+from velro.expressions import UTCTimestamp, words
 
 
 class AIModel(models.Model):
@@ -178,6 +181,11 @@ class Generation(models.Model):
             # over generations_user_created_idx for a person's newest-first page (a b-tree
             # on created_at was, on small tables: make bench's page_plans_use_index).
             BrinIndex(fields=["created_at"], name="generations_created_brin"),
+            # The admin's changelist, newest first; on an expression so that the API's
+            # per-person pages can never be planned on it (velro.expressions.UTCTimestamp).
+            models.Index(UTCTimestamp("created_at").desc(), F("id").desc(), name="generations_admin_order_idx"),
+            # The admin's search by the words of the prompt (velro.admin.BigTableAdminMixin).
+            GinIndex(words("prompt"), name="generations_prompt_words_idx"),
             # The worker's queue: oldest pending first.
             models.Index(fields=["created_at"], name="generations_pending_idx", condition=models.Q(status="pending")),
             # The sweep: rows stuck in processing.

@@ -2,8 +2,12 @@ import uuid
 
 from django.conf import settings
 from django.contrib.postgres.functions import RandomUUID
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower, Now
+
+from velro.expressions import UTCTimestamp, words
 
 
 class ProjectQuerySet(models.QuerySet):
@@ -54,6 +58,11 @@ class Project(models.Model):
             models.Index(fields=["user", "-created_at"], name="projects_user_created_idx"),
             # The SELECT policies' "visibility = 'public'" branch.
             models.Index(fields=["-created_at"], name="projects_public_idx", condition=models.Q(visibility="public")),
+            # The admin's changelist, newest first; on an expression so that the API's
+            # per-person pages can never be planned on it (velro.expressions.UTCTimestamp).
+            models.Index(UTCTimestamp("created_at").desc(), F("id").desc(), name="projects_admin_order_idx"),
+            # The admin's search by the words of the name.
+            GinIndex(words("name"), name="projects_name_words_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

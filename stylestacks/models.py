@@ -6,7 +6,10 @@ from django.contrib.postgres.functions import RandomUUID
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower, Now
+
+from velro.expressions import UTCTimestamp
 
 
 class Category(models.TextChoices):
@@ -152,6 +155,9 @@ class StyleStack(models.Model):
         indexes = [
             # "My stacks" and the RLS owner check.
             models.Index(fields=["user", "-created_at"], name="style_stacks_user_idx"),
+            # The admin's changelist, newest first; on an expression so that the API's
+            # per-person pages can never be planned on it (velro.expressions.UTCTimestamp).
+            models.Index(UTCTimestamp("created_at").desc(), F("id").desc(), name="style_stacks_admin_order_idx"),
             # Forks of a stack.
             models.Index(fields=["parent"], name="style_stacks_parent_idx"),
             # Explore: public stacks by usage / forks / newest, featured first.

@@ -117,7 +117,7 @@ ALTER TABLE public.generation_stats DROP CONSTRAINT IF EXISTS generation_stats_u
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("generations", "0013_submit_and_release"),
+        ("generations", "0014_admin_order_and_prompt_words"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
-    dependencies = [("credits", "0005_credit_tx_created_brin")]
+    dependencies = [("credits", "0006_admin_order_and_description_words")]
 
     operations = [
         AddIndexConcurrently(
