@@ -5,7 +5,6 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -21,16 +20,12 @@ from credits.services import credits_adjust, credits_grant
 from generations.admin import STATUS_COLORS, first_thumbnail_url
 from generations.models import Generation
 from projects.models import Project
-from velro.admin import ReadOnlyInlineMixin
+from velro.admin import RECENT, BigTableAdminMixin, ReadOnlyInlineMixin, RecentRowsInlineMixin
 from velro.exceptions import ApplicationError, InsufficientCredits
 
 # One grant form is for a handful of people (support cases, testers); a campaign for
 # thousands belongs in a management command, not in a list of hidden inputs.
 MAX_USERS_PER_CREDIT_CHANGE = 100
-
-# A user's page lists this many of each kind of related row, newest first, and links to
-# the filtered list for the rest: one LIMIT query each, whatever the person has.
-RECENT = 10
 
 
 class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
@@ -57,29 +52,16 @@ class ProfileInline(ReadOnlyInlineMixin, admin.StackedInline):
         return f"{filesizeformat(obj.storage_bytes)} ({obj.storage_bytes:,} bytes)"
 
 
-class NewestOnlyFormSet(BaseInlineFormSet):
-    """An inline formset over the newest ``RECENT`` rows only (the inline's ordering):
-    the slice is taken here, after the formset has filtered by the parent, because a
-    sliced queryset can no longer be filtered."""
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if not queryset.query.is_sliced:
-            queryset = self._queryset = queryset[:RECENT]
-        return queryset
-
-
-class SessionInline(admin.TabularInline):
-    """The person's signed-in devices. Staff end one by ticking "Delete" and saving: its
-    refresh token and access tokens stop working at once (the database cascades)."""
+class SessionInline(RecentRowsInlineMixin, admin.TabularInline):
+    """The person's newest signed-in devices. Staff end one by ticking "Delete" and
+    saving: its refresh token and access tokens stop working at once (the database
+    cascades)."""
 
     model = Session
-    formset = NewestOnlyFormSet
     ordering = ("-created_at", "-id")
     fields = ("user_agent", "ip", "method", "created_at", "last_used_at")
     readonly_fields = fields
     extra = 0
-    # Only the newest RECENT are listed (NewestOnlyFormSet).
     verbose_name_plural = "sessions (delete one to sign that device out)"
 
     def has_add_permission(self, request, obj=None):
@@ -94,7 +76,7 @@ class SessionInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(BigTableAdminMixin, DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     inlines = [ProfileInline, SessionInline]
@@ -115,9 +97,12 @@ class UserAdmin(DjangoUserAdmin):
     )
     list_filter = ("is_staff", "is_superuser", "is_active")
     list_select_related = ("profile",)
-    search_fields = ("email",)
-    ordering = ("-created_at",)
-    show_full_result_count = False
+    # What BigTableAdminMixin.get_search_results searches, by the shape of the term.
+    search_fields = ("^email", "=id")
+    search_help_text = "An email or its beginning, or a person's id."
+    owner_field = ""
+    ordering = ("-created_at",)  # users_created_at_idx
+    sortable_by = ("email", "created_at")  # users_email_key, users_created_at_idx
 
     fieldsets = (
         (None, {"fields": ("id", "email", "password")}),
@@ -130,6 +115,10 @@ class UserAdmin(DjangoUserAdmin):
     readonly_fields = ("id", "last_login", "created_at", "updated_at")
     filter_horizontal = ("groups", "user_permissions")
     actions = ["grant_credits"]
+
+    def search_other(self, request, queryset, term):
+        # UPPER(email) LIKE UPPER('term%'): users_email_upper_prefix_idx.
+        return queryset.filter(email__istartswith=term)
 
     def get_inlines(self, request, obj):
         # On the add page there is no profile or ledger yet: the trigger makes them.

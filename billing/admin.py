@@ -1,13 +1,54 @@
+import operator
+from functools import reduce
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.models import CreditPack, Order, Plan, StripeCustomer, StripeEvent
 from billing.selectors import revenue_by_day
-from billing.services import order_refund
-from velro.admin import ReadOnlyAdminMixin
+from billing.services import HANDLERS, order_refund
+from velro.admin import BigTableAdminMixin, ReadOnlyAdminMixin
 from velro.exceptions import ApplicationError
+from velro.expressions import UTCTimestamp, words
+
+# The Stripe ids staff paste into the orders' search box, each an exact match on an index.
+ORDER_STRIPE_IDS = ("checkout_session_id", "payment_intent_id", "charge_id", "subscription_id", "invoice_id")
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    """The currencies of the catalog (packs and plans: a few rows), not a DISTINCT over
+    every order on each page view."""
+
+    title = "currency"
+    parameter_name = "currency"
+
+    def lookups(self, request, model_admin):
+        currencies = set(CreditPack.objects.values_list("currency", flat=True))
+        currencies |= set(Plan.objects.values_list("currency", flat=True))
+        return [(currency, currency.upper()) for currency in sorted(currencies)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """The event types the webhook handles, then "other": not a DISTINCT over every
+    event on each page view."""
+
+    title = "type"
+    parameter_name = "type"
+    OTHER = "other"
+
+    def lookups(self, request, model_admin):
+        return [*((name, name) for name in sorted(HANDLERS)), (self.OTHER, "Other (not handled)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == self.OTHER:
+            return queryset.exclude(type__in=list(HANDLERS))
+        return queryset.filter(type=self.value()) if self.value() else queryset
 
 
 @admin.register(CreditPack)
@@ -27,20 +68,21 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(BigTableAdminMixin, admin.ModelAdmin):
     """Orders move only through Stripe's webhooks: every column is read-only here."""
 
-    list_display = ["created_at", "user", "kind", "product", "state", "amount", "currency", "credits", "shortfall_cell"]
-    list_filter = ["state", "kind", "currency"]
+    list_display = ["created", "user", "kind", "product", "state", "amount", "currency", "credits", "shortfall_cell"]
+    list_filter = ["state", "kind", CurrencyFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["user", "pack", "plan"]
-    search_fields = [
-        "user__email",
-        "checkout_session_id",
-        "payment_intent_id",
-        "charge_id",
-        "subscription_id",
-        "invoice_id",
-    ]
+    # What BigTableAdminMixin.get_search_results searches, by the shape of the term.
+    search_fields = ["^user__email", "=id", *(f"={name}" for name in ORDER_STRIPE_IDS)]
+    search_help_text = (
+        "An email or its beginning (that person's orders), an order's id, or a Stripe id "
+        "(cs_…, pi_…, ch_…, sub_…, in_…)."
+    )
+    ordering = [UTCTimestamp("created_at").desc(), "-id"]  # billing_order_admin_order_idx
+    owner_ordering = ["-created_at", "-id"]  # billing_order_user_created_idx
+    sortable_by = ["created"]
     raw_id_fields = ["user"]
     readonly_fields = [
         "id",
@@ -64,9 +106,11 @@ class OrderAdmin(admin.ModelAdmin):
         "paid_at",
         "ledger",
     ]
-    date_hierarchy = "created_at"
-    show_full_result_count = False
     actions = ["refund"]
+
+    def search_other(self, request, queryset, term):
+        """A Stripe id, exactly, in any of the columns that hold one (each indexed)."""
+        return queryset.filter(reduce(operator.or_, (Q(**{name: term}) for name in ORDER_STRIPE_IDS)))
 
     def changelist_view(self, request, extra_context=None):
         # Minor units shown as major ones (two decimals: the catalog's currencies).
@@ -106,22 +150,40 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StripeEventAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """What Stripe told us, once per event id. Read-only."""
 
     list_display = ["received_at", "id", "type", "outcome", "detail", "livemode"]
-    list_filter = ["outcome", "type", "livemode"]
-    search_fields = ["id", "detail"]
-    show_full_result_count = False
+    list_filter = ["outcome", EventTypeFilter, "livemode"]
+    search_fields = ["=id", "detail"]
+    search_help_text = "An event id (evt_…), or words of the detail (each matches the words that start with it)."
+    owner_field = ""
+    words_vector = words("detail")
+    sortable_by = ["received_at"]  # stripe_event_received_idx
+
+    def search_other(self, request, queryset, term):
+        if term.startswith("evt_"):
+            return queryset.filter(pk=term)
+        return super().search_other(request, queryset, term)
 
 
 @admin.register(StripeCustomer)
-class StripeCustomerAdmin(admin.ModelAdmin):
+class StripeCustomerAdmin(BigTableAdminMixin, admin.ModelAdmin):
     list_display = ["user", "customer_id", "created_at"]
     list_select_related = ["user"]
-    search_fields = ["user__email", "customer_id"]
+    search_fields = ["^user__email", "^customer_id"]
+    search_help_text = "An email or its beginning, or a Stripe customer id (cus_…) or its beginning."
+    id_fields = ["user_id"]
+    sortable_by = []
     raw_id_fields = ["user"]
     readonly_fields = ["user", "customer_id", "created_at"]
 
     def has_add_permission(self, request):
         return False
+
+    def search_other(self, request, queryset, term):
+        # Customer ids are case-sensitive: startswith (LIKE 'cus_x%') is served by the
+        # unique index's varchar_pattern_ops twin.
+        if term.startswith("cus_"):
+            return queryset.filter(customer_id__startswith=term)
+        return super().search_other(request, queryset, term)

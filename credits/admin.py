@@ -3,11 +3,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from credits.models import CreditTransaction
-from velro.admin import CappedCountPaginator, ReadOnlyAdminMixin
+from velro.admin import BigTableAdminMixin, ReadOnlyAdminMixin
+from velro.expressions import UTCTimestamp, words
 
 
 @admin.register(CreditTransaction)
-class CreditTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CreditTransactionAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger, read only: rows are written by credits_apply() alone (the grant and
     adjustment action lives on the Users admin), and a trigger refuses UPDATE/DELETE."""
 
@@ -19,17 +20,25 @@ class CreditTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "generation_link",
         "description",
         "created_by_email",
-        "created_at",
+        "created",
     )
-    list_filter = ("type",)
-    search_fields = ("user__email", "description")
+    # Dates as a sidebar filter, not date_hierarchy: its year links are a DISTINCT over
+    # every row of the ledger on each page view.
+    list_filter = ("type", ("created_at", admin.DateFieldListFilter))
+    # What BigTableAdminMixin.get_search_results searches, by the shape of the term.
+    search_fields = ("^user__email", "=id", "=generation__id", "description")
+    search_help_text = (
+        "An email or its beginning (that person's ledger), the id of a ledger row or of its generation, "
+        "or words of the description (each matches the words that start with it)."
+    )
+    id_fields = ("pk", "generation_id")
+    words_vector = words("description")
     list_select_related = ("user", "created_by")
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-    paginator = CappedCountPaginator
+    ordering = (UTCTimestamp("created_at").desc(), "-id")  # credit_tx_admin_order_idx
+    owner_ordering = ("-created_at", "-id")  # credit_tx_user_created_idx
     # Newest first only: sorting the whole table by another column (an email, a
     # prompt) would be a full sort on every page view.
-    sortable_by = ("created_at",)
+    sortable_by = ("created",)
     fields = ("id", "user", "type", "amount", "balance_after", "generation", "description", "created_by", "created_at")
     readonly_fields = fields
 

@@ -13,8 +13,9 @@ from generations.forms import AIModelAdminForm
 from generations.models import AIModel, Generation
 from generations.serializers import output_media_name
 from generations.services import generation_cancel_quietly, generation_fail, generation_refund, generation_retry
-from velro.admin import CappedCountPaginator, ReadOnlyInlineMixin
+from velro.admin import BigTableAdminMixin, ReadOnlyInlineMixin, RecentRowsInlineMixin
 from velro.exceptions import ApplicationError, Conflict
+from velro.expressions import UTCTimestamp, words
 from velro.media_links import signed_media_url
 
 Status = Generation.Status
@@ -55,12 +56,13 @@ class AIModelAdmin(admin.ModelAdmin):
         return ("created_at", "updated_at")
 
 
-class GenerationLedgerInline(ReadOnlyInlineMixin, admin.TabularInline):
-    """What this generation cost and whether it was refunded."""
+class GenerationLedgerInline(RecentRowsInlineMixin, ReadOnlyInlineMixin, admin.TabularInline):
+    """What this generation cost and whether it was refunded: the newest rows, then a
+    link to all of them in the ledger."""
 
     model = CreditTransaction
     fk_name = "generation"
-    ordering = ("created_at", "id")
+    ordering = ("-created_at", "-id")
     fields = ("created_at", "type", "amount", "balance_after", "description", "created_by")
     readonly_fields = fields
     verbose_name_plural = "credit ledger"
@@ -80,7 +82,7 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
+class GenerationAdmin(BigTableAdminMixin, admin.ModelAdmin):
     """Generations, read only: the worker, webhooks and the services own every column.
     Staff act on them only through the actions, which call the services."""
 
@@ -93,17 +95,25 @@ class GenerationAdmin(admin.ModelAdmin):
         "credits_charged",
         "prompt_excerpt",
         "project",
-        "created_at",
+        "created",
     )
+    # The AI model filter lists the catalog (a few dozen rows); never one by user (a
+    # person's generations are the link on their page: ?user__id__exact=).
     list_filter = ("status", "ai_model", ("created_at", admin.DateFieldListFilter))
-    search_fields = ("prompt", "user__email")
+    # What BigTableAdminMixin.get_search_results searches, by the shape of the term.
+    search_fields = ("^user__email", "=id", "prompt")
+    search_help_text = (
+        "An email or its beginning (that person's generations), a generation's id, or words of the "
+        "prompt (each matches the words that start with it)."
+    )
+    words_vector = words("prompt")
     list_select_related = ("user", "ai_model", "project")
-    raw_id_fields = ("user", "project", "parent")
-    show_full_result_count = False
-    paginator = CappedCountPaginator
+    raw_id_fields = ("user", "project", "parent", "style_stack", "preset")
+    ordering = (UTCTimestamp("created_at").desc(), "-id")  # generations_admin_order_idx
+    owner_ordering = ("-created_at", "-id")  # generations_user_created_idx
     # Newest first only: sorting the whole table by another column (an email, a
     # prompt) would be a full sort on every page view.
-    sortable_by = ("created_at",)
+    sortable_by = ("created",)
     inlines = [GenerationLedgerInline]
     actions = ["mark_failed_and_refund", "retry"]
     fieldsets = (

@@ -5,6 +5,8 @@ from django.utils.html import format_html
 
 from projects.models import Project
 from projects.services import EDITABLE, project_create, project_delete, project_restore, project_update
+from velro.admin import BigTableAdminMixin
+from velro.expressions import UTCTimestamp, words
 
 
 class ArchivedFilter(admin.SimpleListFilter):
@@ -42,17 +44,28 @@ class ProjectAdminForm(forms.ModelForm):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(BigTableAdminMixin, admin.ModelAdmin):
     """Projects, saved through the project services like the API does: only the
     editable columns are written, so the trigger-kept generation_count is never
     overwritten with the value this page loaded."""
 
     form = ProjectAdminForm
-    list_display = ("name", "owner_email", "visibility", "generations_link", "archived_at", "created_at")
+    list_display = ("name", "owner_email", "visibility", "generations_link", "archived_at", "created")
     list_filter = ("visibility", ArchivedFilter)
-    search_fields = ("name", "user__email")
+    # What BigTableAdminMixin.get_search_results searches, by the shape of the term.
+    search_fields = ("^user__email", "=id", "name")
+    search_help_text = (
+        "An email or its beginning (that person's projects), a project's id, or words of the name "
+        "(each matches the words that start with it)."
+    )
+    words_vector = words("name")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
+    ordering = (UTCTimestamp("created_at").desc(), "-id")  # projects_admin_order_idx
+    owner_ordering = ("-created_at", "-id")  # projects_user_created_idx
+    # Newest first only: sorting the whole table by a name or an email would be a full
+    # sort on every page view.
+    sortable_by = ("created",)
     actions = ["delete_or_archive", "restore"]
 
     def get_fields(self, request, obj=None):

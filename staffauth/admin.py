@@ -15,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from staffauth import services
 from staffauth.models import TwoFactorDevice
-from velro.admin import ReadOnlyAdminMixin
+from velro.admin import BigTableAdminMixin, ReadOnlyAdminMixin
 
 
 class _HiddenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -33,14 +33,15 @@ admin.site.register(StaticDevice, _HiddenAdmin)
 
 
 @admin.register(TwoFactorDevice)
-class TwoFactorDeviceAdmin(admin.ModelAdmin):
+class TwoFactorDeviceAdmin(BigTableAdminMixin, admin.ModelAdmin):
     """Authenticator apps, read only. A superuser resets a person's two-factor sign-in
     (deletes their app and recovery codes) with the action or the delete button; at their
     next admin request that person must verify again — or, if required, enrol again."""
 
     list_display = ("user", "name", "confirmed", "created_at", "last_used_at", "recovery_codes_left")
     list_filter = ("confirmed",)
-    search_fields = ("user__email",)
+    search_fields = ("^user__email",)
+    search_help_text = "An email or its beginning."
     list_select_related = ("user",)
     fields = ("user", "name", "confirmed", "created_at", "last_used_at")
     readonly_fields = fields

@@ -19,12 +19,14 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from generations.models import AIModel
@@ -49,11 +51,15 @@ from stylestacks.models import (
 )
 from stylestacks.presets_io import MAX_FILE_BYTES, presets_dumps, presets_export, presets_import, presets_load
 from stylestacks.services import style_change_author_set
-from velro.admin import ReadOnlyInlineMixin
+from velro.admin import BigTableAdminMixin, ReadOnlyInlineMixin, RecentRowsFormSet, RecentRowsInlineMixin
+from velro.expressions import UTCTimestamp
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_RESULTS_TEMPLATE = "admin/stylestacks/stylepreset/preview_results.html"
+
+# Previous versions of a style listed on one page of its history.
+HISTORY_PAGE = 50
 
 
 def _changed_columns(form) -> list[str]:
@@ -240,11 +246,16 @@ class StyleEditorAdminMixin:
         }
 
     def style_history_view(self, request, object_id):
-        """The previous documents of the style, newest first, each linking to its diff."""
+        """The previous documents of the style, newest first, each linking to its diff;
+        HISTORY_PAGE a page."""
         obj = self._style_object(request, object_id)
+        page = Paginator(self._versions(obj).defer("style").order_by("-version"), HISTORY_PAGE).get_page(
+            request.GET.get("page")
+        )
         context = {
             **self._history_context(request, obj, f"History of the style: {obj}"),
-            "versions": self._versions(obj).defer("style"),
+            "versions": page.object_list,
+            "page": page,
         }
         return TemplateResponse(request, "admin/stylestacks/style_history.html", context)
 
@@ -509,9 +520,10 @@ class StylePresetAdmin(StyleEditorAdminMixin, admin.ModelAdmin):
 # --- style stacks -----------------------------------------------------------------------
 
 
-class StackContributorInline(admin.TabularInline):
-    """People invited to the stack. Staff add one by user id, change the role or remove
-    them; the email is copied from the account and the inviter is the staff member."""
+class StackContributorInline(RecentRowsInlineMixin, admin.TabularInline):
+    """People invited to the stack, the newest RECENT. Staff add one by user id, change
+    the role or remove them; the email is copied from the account and the inviter is the
+    staff member."""
 
     model = StackContributor
     fk_name = "stack"
@@ -520,15 +532,15 @@ class StackContributorInline(admin.TabularInline):
     fields = ("user", "email", "role", "invited_by", "created_at")
     readonly_fields = ("email", "invited_by", "created_at")
     raw_id_fields = ("user",)
-    ordering = ("created_at", "id")
+    ordering = ("-created_at", "-id")
     extra = 0
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user", "invited_by")
 
 
-class StackInviteInline(admin.TabularInline):
-    """Invites waiting for their address to sign up (it then becomes a contributor, by
+class StackInviteInline(RecentRowsInlineMixin, admin.TabularInline):
+    """The newest RECENT invites waiting for their address to sign up (it then becomes a contributor, by
     a trigger). Staff may withdraw one; invites are made by the owner through the API,
     whose answer does not tell whether an address is registered."""
 
@@ -536,7 +548,7 @@ class StackInviteInline(admin.TabularInline):
     fk_name = "stack"
     fields = ("email", "role", "invited_by", "created_at")
     readonly_fields = fields
-    ordering = ("created_at", "id")
+    ordering = ("-created_at", "-id")
     extra = 0
     verbose_name = "pending invite"
     verbose_name_plural = "pending invites"
@@ -551,11 +563,20 @@ class StackInviteInline(admin.TabularInline):
         return super().get_queryset(request).select_related("invited_by")
 
 
-class StyleStackVersionInline(ReadOnlyInlineMixin, admin.TabularInline):
-    """Previous documents, newest first (kept by the keep_version trigger). The
-    documents themselves are left out: up to 64 KB each, on every page view."""
+class StyleVersionsFormSet(RecentRowsFormSet):
+    """The newest versions, then a link to the style's whole history."""
+
+    @cached_property
+    def all_url(self) -> str:
+        return reverse("admin:stylestacks_stylestack_style_history", args=[self.instance.pk])
+
+
+class StyleStackVersionInline(RecentRowsInlineMixin, ReadOnlyInlineMixin, admin.TabularInline):
+    """The newest previous documents (kept by the keep_version trigger). The documents
+    themselves are left out: up to 64 KB each, on every page view."""
 
     model = StyleStackVersion
+    formset = StyleVersionsFormSet
     fk_name = "stack"
     fields = ("version", "changed_by", "created_at")
     readonly_fields = fields
@@ -567,7 +588,7 @@ class StyleStackVersionInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(StyleStack)
-class StyleStackAdmin(StyleEditorAdminMixin, admin.ModelAdmin):
+class StyleStackAdmin(BigTableAdminMixin, StyleEditorAdminMixin, admin.ModelAdmin):
     """Moderation of people's stacks. A change of ``style`` here also bumps the
     version and keeps the previous document (trigger keep_version)."""
 
@@ -582,11 +603,24 @@ class StyleStackAdmin(StyleEditorAdminMixin, admin.ModelAdmin):
         "usage_count",
         "fork_count",
         "version",
-        "updated_at",
+        "created",
     )
     list_filter = ("visibility", "category", "is_featured", "is_marketplace")
-    search_fields = ("name", "user__email", "tags")
+    # What BigTableAdminMixin.get_search_results searches, by the shape of the term: the
+    # words on the stack's search_vector (name, tags, description; style_stacks_search_gin).
+    search_fields = ("^user__email", "=id", "name", "tags", "description")
+    search_help_text = (
+        "An email or its beginning (that person's stacks), a stack's id, or words of the name, tags or "
+        "description (each matches the words that start with it)."
+    )
+    words_vector = "search_vector"
+    words_config = "english"  # as the trigger builds search_vector
     list_select_related = ("user",)
+    ordering = (UTCTimestamp("created_at").desc(), "-id")  # style_stacks_admin_order_idx
+    owner_ordering = ("-created_at", "-id")  # style_stacks_user_idx
+    # Newest first only: sorting the whole table by a counter or a name would be a full
+    # sort on every page view.
+    sortable_by = ("created",)
     raw_id_fields = ("user", "parent", "created_from_preset")
     readonly_fields = (
         "id",

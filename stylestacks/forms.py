@@ -12,6 +12,7 @@ from generations.models import AIModel
 from stylestacks.editor import StyleEditor
 from stylestacks.models import STACK_CATEGORIES, Category, StackContributor, StylePreset, StyleStack
 from stylestacks.presets_io import model_ids_clean, preset_style_clean, preset_tags_clean
+from velro.admin import RecentRowsFormSet
 
 SAMPLE_PROMPT = "a lone figure at the edge of a cliff"
 MAX_PREVIEW_PROMPT = 10_000
@@ -199,8 +200,9 @@ class StyleStackAdminForm(StyleDocumentFormMixin, forms.ModelForm):
         help_texts = {"style": STYLE_HELP + " Each change keeps the previous document as a version."}
 
 
-class ContributorInlineFormSet(forms.BaseInlineFormSet):
-    """The owner is never also a contributor of their own stack."""
+class ContributorInlineFormSet(RecentRowsFormSet):
+    """The newest contributors (velro.admin.RecentRowsFormSet); the owner is never also
+    a contributor of their own stack."""
 
     def clean(self):
         super().clean()
