@@ -18,6 +18,7 @@ from datetime import datetime
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models, transaction
@@ -520,6 +521,14 @@ class StylePresetAdmin(StyleEditorAdminMixin, admin.ModelAdmin):
 # --- style stacks -----------------------------------------------------------------------
 
 
+class UserIdWidget(ForeignKeyRawIdWidget):
+    """The raw id box without the name Django looks up beside it, a query per row: the
+    contributor's row shows the email already."""
+
+    def label_and_url_for_value(self, value):
+        return "", ""
+
+
 class StackContributorInline(RecentRowsInlineMixin, admin.TabularInline):
     """People invited to the stack, the newest RECENT. Staff add one by user id, change
     the role or remove them; the email is copied from the account and the inviter is the
@@ -537,6 +546,11 @@ class StackContributorInline(RecentRowsInlineMixin, admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user", "invited_by")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["widget"] = UserIdWidget(db_field.remote_field, self.admin_site)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class StackInviteInline(RecentRowsInlineMixin, admin.TabularInline):
