@@ -2,7 +2,7 @@
 match those indexes exactly."""
 
 from django.contrib.postgres.search import SearchVector
-from django.db.models import DateTimeField, Func, Value
+from django.db.models import DateTimeField, Func
 
 
 class UTCTimestamp(Func):
@@ -18,11 +18,11 @@ class UTCTimestamp(Func):
     API's plans cannot change, whatever the data.
     """
 
-    function = "timezone"
+    # 'UTC' written into the SQL, not a parameter: a prepared statement's generic plan
+    # (server-side binding) must still see the very expression of the index.
+    template = "timezone('UTC', %(expressions)s)"
+    arity = 1
     output_field = DateTimeField()
-
-    def __init__(self, expression, **extra):
-        super().__init__(Value("UTC"), expression, **extra)
 
 
 def words(*fields: str) -> SearchVector:
