@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import SEARCH_VAR
+from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -115,9 +116,9 @@ def owner_ids(request, model_admin, term: str) -> list:
     """The ids of the people whose email starts with ``term`` (case-insensitive; on
     users_email_upper_prefix_idx), at most MAX_OWNERS of them, with a warning when
     there are more."""
-    from accounts.models import User
-
-    found = list(User.objects.filter(email__istartswith=term).values_list("pk", flat=True)[: MAX_OWNERS + 1])
+    found = list(
+        get_user_model().objects.filter(email__istartswith=term).values_list("pk", flat=True)[: MAX_OWNERS + 1]
+    )
     if len(found) > MAX_OWNERS:
         model_admin.message_user(
             request,
