@@ -61,6 +61,10 @@ def plan(sql: str, params=(), *, priced_out=()) -> str:
     return found
 
 
+# Reading the table and sorting priced out: is there an index that gives the page in order?
+IN_ORDER = ("seqscan", "sort")
+
+
 def page_plan(response, priced_out=("seqscan",)) -> str:
     """The plan of the changelist's query for a page of 2 rows: a page smaller than the
     table, as in production (the test tables are smaller than the admin's 100 a page)."""
@@ -202,7 +206,10 @@ BIG_CHANGELISTS = [
 
 @pytest.mark.parametrize(("app", "model", "index"), BIG_CHANGELISTS)
 def test_the_default_order_of_each_big_changelist_is_read_from_an_index(app, model, index, alice, staff_client):
-    found = page_plan(staff_client.get(reverse(f"admin:{app}_{model}_changelist")))
+    # Sorting priced out too: on a table of a few rows, which index the planner walks
+    # to avoid reading the table is a coin toss; the question is whether one gives the
+    # page in its order.
+    found = page_plan(staff_client.get(reverse(f"admin:{app}_{model}_changelist")), priced_out=IN_ORDER)
     assert re.search(rf"Index Scan( Backward)? using {index} ", found), found
     # Newest first straight from the index: no sort of the table (an incremental sort of
     # rows with the same created_at, on auth.users, is a sort of a handful).
@@ -219,10 +226,10 @@ def test_the_default_order_of_each_big_changelist_is_read_from_an_index(app, mod
 )
 def test_a_persons_list_from_their_page_is_read_from_their_index(app, model, index, alice, staff_client):
     url = reverse(f"admin:{app}_{model}_changelist")
-    found = page_plan(staff_client.get(url, {"user__id__exact": alice.pk}))
+    found = page_plan(staff_client.get(url, {"user__id__exact": alice.pk}), priced_out=IN_ORDER)
     assert f"Index Scan using {index} " in found, found
     assert "Sort" not in found, found
-    found = page_plan(staff_client.get(url, {"q": "alice@example.com"}))
+    found = page_plan(staff_client.get(url, {"q": "alice@example.com"}), priced_out=IN_ORDER)
     assert f"Index Scan using {index} " in found, found
 
 
