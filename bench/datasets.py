@@ -5,14 +5,15 @@ generate_series``) through psycopg 3 as the database owner; no Django, so this m
 imports without settings. What the data looks like:
 
 * **People**: ``heavy_users`` heavy ones (``bench-heavy-0000@bench.velro.local`` …), then
-  light ones (``bench-user-00000@bench.velro.local`` …). Inserted into ``auth.users``:
+  light ones (``bench-user-00000@bench.velro.local`` …), then, if the spec has one, the
+  whale (``bench-whale@bench.velro.local``). Inserted into ``auth.users``:
   the ``on_auth_user_created`` trigger gives each a profile and the 100-credit sign-up
   bonus through ``public.credits_apply()``, so the ledger invariant holds. Passwords are
   unusable (``!`` + 40 characters, like Django's ``make_password(None)``).
 * **Sessions**: ``SESSIONS_PER_USER`` signed-in devices per person in ``auth.sessions``
   (what every request's access token is checked against, by primary key).
-* **Generations**: heavy person *i* owns exactly ``per_heavy`` rows, the rest go round
-  robin to the light people. Row *n* of the load (0 … generations-1) is created at
+* **Generations**: the whale owns exactly ``whale`` rows, heavy person *i* exactly
+  ``per_heavy``, the rest go round robin to the light people. Row *n* of the load (0 … generations-1) is created at
   ``start + n·(365 days / generations)`` plus a jitter smaller than that step, so
   created_at is unique and rows are inserted in global created_at order. Who owns row
   *n* comes from a fixed permutation of the row numbers, so every person's rows are
@@ -22,8 +23,14 @@ imports without settings. What the data looks like:
   room left on a nearby earlier page, so the heap order is created_at order but for
   small local swaps (pg_stats correlation 0.9999). Status ~90 % completed (outputs as the local provider
   writes them), ~5 % failed, ~3 % cancelled, ~2 % pending; models cycle over the active
-  catalog with their cost as credits_charged; ~20 % carry an adapted prompt; ~5 %
-  favourites; ~30 % of the heavy people's rows belong to one of their projects.
+  catalog but the last (by id), the rare one, in ~0.5 % of the rows, with their cost as
+  credits_charged; ~20 % carry an adapted prompt; ~0.5 % favourites; ~30 % of the heavy
+  people's and the whale's rows belong to one of their six projects: the first holds 1 %,
+  the other five ~5.8 % each. So every filter of the list has values with few matches.
+* **Ledger** (``ledger``): besides everyone's sign-up bonus (dated back to the sign-up),
+  the heavy people and the whale have one ledger row per generation of theirs: purchases,
+  a few grants and the usage of their generations, with the balance kept equal to the sum
+  (see ``_Loader.ledger``).
 * **Style stacks**: ``public_stacks`` public ones plus 10 % private ones, owners spread
   over everyone, names, tags and descriptions drawn from ``STYLE_WORDS`` (six distinct
   words per stack) so that any one word is in 2.4–2.8 % of the stacks (full-text search
@@ -62,7 +69,7 @@ from datetime import timedelta
 import psycopg
 from psycopg import sql
 
-VERSION = 2  # 2: sessions
+VERSION = 3  # 2: sessions; 3: the whale, the heavy people's ledgers, rare filter values
 SESSIONS_PER_USER = 3
 EMAIL_DOMAIN = "bench.velro.local"
 CHUNK = 100_000
@@ -81,20 +88,31 @@ class DatasetSpec:
     per_heavy: int
     generations: int  # total generations (heavy ones + the rest spread over the light users)
     public_stacks: int  # public style stacks (explore benchmark)
+    whale: int = 0  # the whale's generations (one more person, bench-whale@…); 0: no whale
+    ledger: bool = False  # the heavy people and the whale get a ledger of one row per generation
 
 
+# The whale holds a tenth of the generations of each set (100k of the 1M): the admin's
+# change page of that person and their API lists grow with the set, the heavy people's
+# (10k rows in the 1M set) are the comparison.
 SPECS: dict[str, DatasetSpec] = {
-    "10k": DatasetSpec("10k", users=1_000, heavy_users=2, per_heavy=4_500, generations=10_000, public_stacks=1_000),
+    "10k": DatasetSpec(
+        "10k", users=1_000, heavy_users=2, per_heavy=4_500, generations=10_500, public_stacks=1_000,
+        whale=1_000, ledger=True,
+    ),
     "1m": DatasetSpec(
-        "1m", users=10_000, heavy_users=60, per_heavy=10_000, generations=1_000_000, public_stacks=100_000
+        "1m", users=10_000, heavy_users=60, per_heavy=10_000, generations=1_000_000, public_stacks=100_000,
+        whale=100_000, ledger=True,
     ),
     "smoke-small": DatasetSpec(
-        "smoke-small", users=40, heavy_users=1, per_heavy=300, generations=500, public_stacks=100
+        "smoke-small", users=40, heavy_users=1, per_heavy=300, generations=500, public_stacks=100,
+        whale=50, ledger=True,
     ),
     "smoke-large": DatasetSpec(
-        "smoke-large", users=80, heavy_users=2, per_heavy=600, generations=2_000, public_stacks=300
+        "smoke-large", users=80, heavy_users=2, per_heavy=600, generations=2_000, public_stacks=300,
+        whale=200, ledger=True,
     ),
-}
+}  # fmt: skip
 
 # Style vocabulary for stack names, tags and descriptions. Every word is one English
 # lexeme, and no two share a stem (websearch_to_tsquery('english', word) finds exactly
@@ -228,6 +246,7 @@ _LIGHTING = (
 def signature(spec: DatasetSpec) -> str:
     return (
         f"velro-bench v{VERSION} {spec.name} users={spec.users} heavy={spec.heavy_users}x{spec.per_heavy} "
+        f"whale={spec.whale} ledger={'yes' if spec.ledger else 'no'} "
         f"generations={spec.generations} stacks={spec.public_stacks}"
     )
 
@@ -236,9 +255,21 @@ def heavy_user_emails(spec: DatasetSpec) -> list[str]:
     return [f"bench-heavy-{i:04d}@{EMAIL_DOMAIN}" for i in range(spec.heavy_users)]
 
 
+WHALE_EMAIL = f"bench-whale@{EMAIL_DOMAIN}"
+
+
+def whale_email(spec: DatasetSpec) -> str | None:
+    """The whale's email, or None if the spec has no whale."""
+    return WHALE_EMAIL if spec.whale else None
+
+
+def _whales(spec: DatasetSpec) -> int:
+    return 1 if spec.whale else 0
+
+
 def light_user_emails(spec: DatasetSpec, n: int) -> list[str]:
     """The first ``n`` light people. ValueError if the spec has fewer."""
-    light = spec.users - spec.heavy_users
+    light = spec.users - spec.heavy_users - _whales(spec)
     if not 0 <= n <= light:
         raise ValueError(f"{spec.name} has {light} light users, not {n}")
     return [f"bench-user-{i:05d}@{EMAIL_DOMAIN}" for i in range(n)]
@@ -260,17 +291,17 @@ def is_loaded(conn: psycopg.Connection, spec: DatasetSpec) -> bool:
 
 
 def _check(spec: DatasetSpec) -> None:
-    light = spec.users - spec.heavy_users
-    light_rows = spec.generations - spec.heavy_users * spec.per_heavy
+    light = spec.users - spec.heavy_users - _whales(spec)
+    light_rows = spec.generations - spec.heavy_users * spec.per_heavy - spec.whale
     problems = []
-    if spec.heavy_users < 0 or spec.per_heavy < 0 or spec.public_stacks < 0:
+    if spec.heavy_users < 0 or spec.per_heavy < 0 or spec.public_stacks < 0 or spec.whale < 0:
         problems.append("counts must not be negative")
     if spec.heavy_users > 10_000 or light > 100_000:
         problems.append("at most 10,000 heavy and 100,000 light users (email numbering)")
     if light < 1 and light_rows > 0:
         problems.append("light generations but no light users")
     if light_rows < 0:
-        problems.append("heavy_users * per_heavy exceeds generations")
+        problems.append("heavy_users * per_heavy + whale exceeds generations")
     if spec.generations < 1 or light < 0:
         problems.append("need at least one generation and users >= heavy_users")
     if problems:
@@ -301,13 +332,20 @@ def _project_uuid(heavy_expr: str, index_expr: str) -> str:
     return _uuid(f"'velro-bench:project:' || ({heavy_expr})::text || ':' || ({index_expr})::text")
 
 
+# Which of its owner's projects a generation in a project belongs to: the first holds 1 %
+# of the owner's rows (a filter with few matches), the others share 29 %.
+_PROJECT_INDEX = "CASE WHEN w.u3 %% 100 < 1 THEN 0 ELSE 1 + w.u3 / 100 %% (%(per_project)s - 1) END"
+
+
 class _Loader:
     def __init__(self, conn: psycopg.Connection, spec: DatasetSpec, progress: Callable[[str], object]):
         self.conn = conn
         self.spec = spec
         self.progress = progress
         self.started = time.monotonic()
-        self.light = spec.users - spec.heavy_users
+        self.light = spec.users - spec.heavy_users - _whales(spec)
+        # People are numbered: the heavy ones, the light ones, the whale last.
+        self.whale = spec.users - 1 if spec.whale else -1
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -363,9 +401,11 @@ class _Loader:
                 CROSS JOIN LATERAL (
                   SELECT CASE WHEN p < %(heavy)s
                               THEN 'bench-heavy-' || lpad(p::text, 4, '0') || '@' || %(domain)s
+                              WHEN p = %(whale)s THEN %(whale_email)s
                               ELSE 'bench-user-' || lpad((p - %(heavy)s)::text, 5, '0') || '@' || %(domain)s
                          END AS email,
                          CASE WHEN p < %(heavy)s THEN 'Heavy Bencher ' || p::text
+                              WHEN p = %(whale)s THEN 'Whale Bencher'
                               ELSE 'Bench Person ' || (p - %(heavy)s)::text END AS full_name
                 ) AS e
                 CROSS JOIN LATERAL (
@@ -377,6 +417,8 @@ class _Loader:
                     "lo": lo,
                     "hi": hi,
                     "heavy": spec.heavy_users,
+                    "whale": self.whale,
+                    "whale_email": WHALE_EMAIL,
                     "domain": EMAIL_DOMAIN,
                     "salt": salt,
                     "first": self.start - timedelta(days=SIGNUP_DAYS_BEFORE),
@@ -404,7 +446,8 @@ class _Loader:
 
     def projects(self) -> None:
         spec = self.spec
-        if not spec.heavy_users:
+        owners = spec.heavy_users + _whales(spec)
+        if not owners:
             return
         self.begin()
         self.conn.execute("ALTER TABLE public.projects DISABLE TRIGGER server_columns")
@@ -418,14 +461,16 @@ class _Loader:
                    'Benchmark project ' || (j + 1)::text,
                    CASE WHEN j = 0 THEN 'public' ELSE 'private' END, 0,
                    %(start)s::timestamptz - (j + 1) * interval '1 day', %(start)s::timestamptz
-            FROM generate_series(0, %(heavy)s - 1) AS h, generate_series(0, %(per)s - 1) AS j
+            FROM (SELECT h FROM generate_series(0, %(heavy)s - 1) AS h
+                  UNION ALL SELECT %(whale)s WHERE %(whale)s >= 0) AS o(h),
+                 generate_series(0, %(per)s - 1) AS j
             ORDER BY h, j
             """,
-            {"heavy": spec.heavy_users, "per": PROJECTS_PER_HEAVY_USER, "start": self.start},
+            {"heavy": spec.heavy_users, "whale": self.whale, "per": PROJECTS_PER_HEAVY_USER, "start": self.start},
         )
         self.conn.execute("ALTER TABLE public.projects ENABLE TRIGGER server_columns")
         self.conn.commit()
-        self.say("projects", spec.heavy_users * PROJECTS_PER_HEAVY_USER, spec.heavy_users * PROJECTS_PER_HEAVY_USER)
+        self.say("projects", owners * PROJECTS_PER_HEAVY_USER, owners * PROJECTS_PER_HEAVY_USER)
 
     def generations(self) -> None:
         spec = self.spec
@@ -438,6 +483,9 @@ class _Loader:
             "add": total // 3,
             "heavy": spec.heavy_users,
             "heavy_rows": heavy_rows,
+            "whale": self.whale,
+            "whale_rows": spec.whale,
+            "owned_rows": spec.whale + heavy_rows,  # rows of people with projects
             "light": max(self.light, 1),
             "per_project": PROJECTS_PER_HEAVY_USER,
             "seed": _SEED,
@@ -488,7 +536,7 @@ class _Loader:
                         THEN (%(errors)s::text[])[1 + b.u2 %% cardinality(%(errors)s::text[])] ELSE '' END,
                    CASE WHEN b.status = 'completed' THEN 'local-' || b.id::text ELSE '' END,
                    CASE WHEN b.status IN ('completed', 'failed') THEN 1 ELSE 0 END,
-                   b.status = 'completed' AND b.u4 / 1000 %% 18 = 0,
+                   b.status = 'completed' AND b.u4 / 1000 %% 180 = 0,
                    NULL, b.created_at, b.started_at, b.completed_at, coalesce(b.completed_at, b.created_at),
                    CASE WHEN b.adapted_prompt <> '' THEN jsonb_build_object(
                           'source', 'preset', 'schema_version', 2,
@@ -519,8 +567,10 @@ class _Loader:
                 SELECT w.*,
                        {_uuid("'velro-bench:generation:' || w.n::text")} AS id,
                        {_person_uuid("w.person")} AS user_id,
-                       CASE WHEN w.k < %(heavy_rows)s AND w.u3 %% 10 < 3
-                            THEN {_project_uuid("w.person", "w.u3 / 10 %% %(per_project)s")} END AS project_id,
+                       -- 30 %% in projects: one holds 1 %%, the rest share 29 %%.
+                       CASE WHEN w.k < %(owned_rows)s AND w.u3 %% 100 < 30
+                            THEN {_project_uuid("w.person", _PROJECT_INDEX)}
+                       END AS project_id,
                        (%(model_ids)s::text[])[w.m] AS model_id,
                        (%(model_costs)s::int[])[w.m] AS cost,
                        (%(model_kinds)s::text[])[w.m] AS kind,
@@ -536,9 +586,15 @@ class _Loader:
                 FROM (
                   SELECT r.n, r.k, r.h1 & 2147483647 AS u1, (r.h1 >> 32) & 2147483647 AS u2,
                          r.h2 & 2147483647 AS u3, (r.h2 >> 32) & 2147483647 AS u4,
-                         CASE WHEN r.k < %(heavy_rows)s THEN r.k %% greatest(%(heavy)s, 1)
-                              ELSE %(heavy)s + (r.k - %(heavy_rows)s) %% %(light)s END AS person,
-                         1 + (r.n %% cardinality(%(model_ids)s::text[]))::int AS m
+                         CASE WHEN r.k < %(whale_rows)s THEN %(whale)s
+                              WHEN r.k < %(owned_rows)s THEN (r.k - %(whale_rows)s) %% greatest(%(heavy)s, 1)
+                              ELSE %(heavy)s + (r.k - %(owned_rows)s) %% %(light)s END AS person,
+                         -- The models in turn, but the last: the rare one, in 0.5 %% of the rows.
+                         CASE WHEN cardinality(%(model_ids)s::text[]) > 1
+                                   AND ((r.h2 >> 8) & 2147483647) %% 200 = 0
+                              THEN cardinality(%(model_ids)s::text[])
+                              ELSE 1 + (r.n %% greatest(cardinality(%(model_ids)s::text[]) - 1, 1))::int
+                         END AS m
                   FROM (
                     SELECT n, (n * %(mul)s + %(add)s) %% %(total)s AS k,
                            hashint8extended(n, %(seed)s) AS h1, hashint8extended(n, %(seed)s + 1) AS h2
@@ -557,6 +613,77 @@ class _Loader:
             self.conn.execute(statement, {**params, "lo": lo, "hi": hi})
             self.conn.commit()
             self.say("generations", hi, total)
+
+    def ledger(self) -> None:
+        """The heavy people's and the whale's credit ledgers: one row per generation of
+        theirs, in time order — a purchase every tenth (enough for the nine that follow at
+        the dearest model's cost), a staff grant every thousandth, otherwise the usage of
+        that generation (its model's cost, linked to it, as ``generation_create`` writes
+        it) — with balance_after the running sum after the sign-up bonus and the balance
+        set to the total, so the invariant holds (balance = sum of the ledger = the newest
+        row's balance_after). Every person's sign-up bonus is first dated back to their
+        sign-up (``credits_apply`` stamps it with the load's clock, after the year of
+        history): the append-only guard is switched off for that one UPDATE, inside its
+        transaction. One statement per person."""
+        spec = self.spec
+        self.begin()
+        self.conn.execute("ALTER TABLE public.credit_transactions DISABLE TRIGGER append_only")
+        self.conn.execute(
+            "UPDATE public.credit_transactions AS t SET created_at = u.created_at FROM auth.users AS u"
+            " WHERE u.id = t.user_id AND t.type = 'signup_bonus' AND u.email LIKE %s",
+            [f"%@{EMAIL_DOMAIN}"],
+        )
+        self.conn.execute("ALTER TABLE public.credit_transactions ENABLE TRIGGER append_only")
+        self.conn.commit()
+        if not spec.ledger:
+            return
+        owners = list(range(spec.heavy_users)) + ([self.whale] if spec.whale else [])
+        purchase = 9 * max(self.model_costs)
+        statement = f"""
+            WITH person AS (SELECT {_person_uuid("%(person)s::bigint")} AS id),
+            g AS (
+              SELECT g.id, g.created_at, g.credits_charged, m.display_name,
+                     row_number() OVER (ORDER BY g.created_at, g.id) - 1 AS r
+              FROM public.generations AS g JOIN public.ai_models AS m ON m.id = g.ai_model_id
+              WHERE g.user_id = (SELECT id FROM person)
+            ),
+            e AS (
+              SELECT g.r,
+                     CASE WHEN g.r %% 10 = 0 THEN 'purchase' WHEN g.r %% 1000 = 505 THEN 'grant'
+                          ELSE 'usage' END AS type,
+                     CASE WHEN g.r %% 10 = 0 THEN %(purchase)s WHEN g.r %% 1000 = 505 THEN 500
+                          ELSE -g.credits_charged END AS amount,
+                     CASE WHEN g.r %% 10 = 0 OR g.r %% 1000 = 505 THEN NULL ELSE g.id END AS generation_id,
+                     CASE WHEN g.r %% 10 = 0 THEN 'Credit pack (benchmark)'
+                          WHEN g.r %% 1000 = 505 THEN 'Goodwill grant (benchmark)'
+                          ELSE 'Generation with ' || g.display_name END AS description,
+                     CASE WHEN g.r %% 10 = 0 THEN g.created_at - interval '1 millisecond'
+                          ELSE g.created_at END AS created_at
+              FROM g
+            ),
+            ins AS (
+              INSERT INTO public.credit_transactions (
+                user_id, type, amount, balance_after, generation_id, description, created_by_id, created_at)
+              SELECT (SELECT id FROM person), e.type, e.amount,
+                     100 + sum(e.amount) OVER (ORDER BY e.created_at, e.r),
+                     e.generation_id, e.description,
+                     CASE WHEN e.type = 'usage' THEN (SELECT id FROM person) END, e.created_at
+              FROM e
+              ORDER BY e.created_at, e.r
+              RETURNING amount
+            )
+            UPDATE public.users SET credits_balance = credits_balance + (SELECT coalesce(sum(amount), 0) FROM ins)
+            WHERE id = (SELECT id FROM person)
+        """
+        done = 0
+        total = spec.heavy_users * spec.per_heavy + spec.whale
+        for person in owners:
+            self.begin()
+            self.conn.execute(statement, {"person": person, "purchase": purchase})
+            self.conn.commit()
+            done += spec.whale if person == self.whale else spec.per_heavy
+            if person == owners[-1] or done % CHUNK < spec.per_heavy:
+                self.say("ledger", done, total)
 
     def stacks(self) -> None:
         spec = self.spec
@@ -670,6 +797,8 @@ class _Loader:
         wrong_books = self.conn.execute(
             "SELECT count(*) FROM public.users AS u WHERE u.credits_balance"
             " <> (SELECT coalesce(sum(t.amount), 0) FROM public.credit_transactions AS t WHERE t.user_id = u.id)"
+            " OR u.credits_balance IS DISTINCT FROM (SELECT t.balance_after FROM public.credit_transactions AS t"
+            "   WHERE t.user_id = u.id ORDER BY t.created_at DESC, t.id DESC LIMIT 1)"
         ).fetchone()[0]
         self.conn.rollback()
         if wrong_projects or wrong_books:
@@ -719,6 +848,7 @@ def load(conn: psycopg.Connection, spec: DatasetSpec, progress: Callable[[str], 
         loader.sessions()
         loader.projects()
         loader.generations()
+        loader.ledger()
         loader.stacks()
         loader.verify()
         loader.vacuum()

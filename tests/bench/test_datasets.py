@@ -17,7 +17,10 @@ from stylestacks.models import StyleStack
 from stylestacks.schema import validate_document
 from tests.helpers import ROOT
 
-SPEC = datasets.DatasetSpec("test", users=12, heavy_users=2, per_heavy=50, generations=160, public_stacks=40)
+SPEC = datasets.DatasetSpec(
+    "test", users=13, heavy_users=2, per_heavy=50, generations=200, public_stacks=40, whale=40, ledger=True
+)
+OWNED = SPEC.heavy_users * SPEC.per_heavy + SPEC.whale  # rows of the people with projects and a ledger
 SEARCH_VECTOR = """
     setweight(to_tsvector('english', coalesce(name, '')), 'A')
     || setweight(to_tsvector('english', coalesce(array_to_string(tags, ' '), '')), 'B')
@@ -78,20 +81,41 @@ def loaded(transactional_db):
 def test_marker_and_progress(loaded):
     assert loaded["before"] is False
     assert loaded["after"] is True
-    assert any(line.startswith("generations 160/160") for line in loaded["lines"])
+    assert any(line.startswith("generations 200/200") for line in loaded["lines"])
+    assert any(line.startswith(f"ledger {OWNED}/{OWNED}") for line in loaded["lines"])
     assert any(line.startswith("style stacks 44/44") for line in loaded["lines"])
 
 
 def test_people_profiles_and_credits(loaded):
-    emails = datasets.heavy_user_emails(SPEC) + datasets.light_user_emails(SPEC, SPEC.users - SPEC.heavy_users)
+    light = datasets.light_user_emails(SPEC, SPEC.users - SPEC.heavy_users - 1)
+    emails = datasets.heavy_user_emails(SPEC) + light + [datasets.whale_email(SPEC)]
     assert emails[0] == "bench-heavy-0000@bench.velro.local"
     assert emails[SPEC.heavy_users] == "bench-user-00000@bench.velro.local"
+    assert emails[-1] == "bench-whale@bench.velro.local"
     assert sorted(emails) == [r[0] for r in rows("SELECT email FROM auth.users ORDER BY email")]
     assert value("SELECT count(*) FROM public.users") == SPEC.users
     assert value("SELECT count(*) FROM auth.users WHERE encrypted_password NOT LIKE '!%%'") == 0
-    # The sign-up trigger gave everyone the bonus through the ledger; nothing else touched it.
-    assert rows("SELECT DISTINCT credits_balance FROM public.users") == [(100,)]
-    assert value("SELECT count(*) FROM public.credit_transactions WHERE type <> 'signup_bonus'") == 0
+    # The sign-up trigger gave everyone the bonus through the ledger, dated at the sign-up;
+    # the light people have nothing else.
+    assert not value(
+        "SELECT count(*) FROM public.credit_transactions AS t JOIN auth.users AS u ON u.id = t.user_id"
+        " WHERE t.type = 'signup_bonus' AND t.created_at <> u.created_at"
+    )
+    assert rows("SELECT DISTINCT credits_balance FROM public.users WHERE email = ANY(%s)", [light]) == [(100,)]
+    # One ledger row per generation of the heavy people and the whale, the balance their sum.
+    ledger = dict(
+        rows(
+            "SELECT u.email, count(*) FROM public.credit_transactions AS t JOIN auth.users AS u ON u.id = t.user_id"
+            " WHERE t.type <> 'signup_bonus' GROUP BY u.email"
+        )
+    )
+    assert ledger == {**{e: SPEC.per_heavy for e in datasets.heavy_user_emails(SPEC)}, emails[-1]: SPEC.whale}
+    types = dict(rows("SELECT type, count(*) FROM public.credit_transactions GROUP BY type"))
+    assert types["purchase"] > 0 and types["usage"] > 8 * types["purchase"]
+    assert not value(
+        "SELECT count(*) FROM public.credit_transactions AS t JOIN public.generations AS g ON g.id = t.generation_id"
+        " WHERE t.type <> 'usage' OR t.amount <> -g.credits_charged OR g.user_id <> t.user_id"
+    )
     assert credits_invariant_violations() == []
 
 
@@ -105,7 +129,8 @@ def test_generations_shape(loaded):
     assert sum(per_user.values()) == SPEC.generations
     for email in datasets.heavy_user_emails(SPEC):
         assert per_user[email] == SPEC.per_heavy
-    light = datasets.light_user_emails(SPEC, SPEC.users - SPEC.heavy_users)
+    assert per_user[datasets.whale_email(SPEC)] == SPEC.whale
+    light = datasets.light_user_emails(SPEC, SPEC.users - SPEC.heavy_users - 1)
     assert sorted(per_user[email] for email in light) == [6] * 10  # 60 rows round robin over 10 people
     # created_at: distinct per person, within the last year.
     assert value("SELECT count(DISTINCT (user_id, created_at)) FROM public.generations") == SPEC.generations
@@ -148,14 +173,15 @@ def test_generations_shape(loaded):
 
 
 def test_projects_counts_match(loaded):
-    assert value("SELECT count(*) FROM public.projects") == SPEC.heavy_users * datasets.PROJECTS_PER_HEAVY_USER
+    owners = SPEC.heavy_users + 1  # and the whale
+    assert value("SELECT count(*) FROM public.projects") == owners * datasets.PROJECTS_PER_HEAVY_USER
     counts = rows(
         "SELECT p.generation_count, (SELECT count(*) FROM public.generations AS g WHERE g.project_id = p.id)"
         " FROM public.projects AS p"
     )
     assert all(kept == real for kept, real in counts)
     in_projects = sum(real for _, real in counts)
-    assert 0.15 * SPEC.heavy_users * SPEC.per_heavy < in_projects < 0.45 * SPEC.heavy_users * SPEC.per_heavy
+    assert 0.15 * OWNED < in_projects < 0.45 * OWNED
     # Only the heavy people's own projects.
     assert not value(
         "SELECT count(*) FROM public.generations AS g JOIN public.projects AS p ON p.id = g.project_id"
@@ -181,16 +207,16 @@ def test_style_stacks(loaded):
 
 def test_specs_and_signature():
     assert datasets.signature(datasets.SPECS["1m"]) == (
-        "velro-bench v2 1m users=10000 heavy=60x10000 generations=1000000 stacks=100000"
+        "velro-bench v3 1m users=10000 heavy=60x10000 whale=100000 ledger=yes generations=1000000 stacks=100000"
     )
     for spec in datasets.SPECS.values():
-        assert spec.heavy_users * spec.per_heavy <= spec.generations
+        assert spec.heavy_users * spec.per_heavy + spec.whale <= spec.generations
     assert datasets.light_user_emails(SPEC, 2) == [
         "bench-user-00000@bench.velro.local",
         "bench-user-00001@bench.velro.local",
     ]
     with pytest.raises(ValueError):
-        datasets.light_user_emails(SPEC, 11)
+        datasets.light_user_emails(SPEC, 11)  # 10: the whale is not a light person
 
 
 def test_importable_without_django():
