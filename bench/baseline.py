@@ -1,4 +1,4 @@
-"""The benchmark's baseline: ``GET /api/v1/generations`` without Django or DRF.
+"""The benchmark's baseline: ``GET`` and ``POST /api/v1/generations`` without Django or DRF.
 
 A bare WSGI app on one psycopg 3 connection per worker. It does what the real endpoint
 does at the database — one transaction per request: switch to the ``authenticated``
@@ -7,6 +7,14 @@ and answers with the same JSON, byte for byte, as ``generations.views.Generation
 with ``velro.pagination.CursorPagination`` and DRF's ``JSONRenderer``. It is the
 practical upper bound for this stack: ``make bench`` serves it next to the Django app
 (``gunicorn bench.baseline:application``) and compares the two.
+
+``POST`` does the same for creating a generation: the role switch, then
+``public.generation_create`` — the function ``generations.services.generation_create``
+calls, which checks the model, prompt and parameters, charges the credits and writes the
+ledger — with the same arguments, COMMIT, and the new row as the serializer shows it
+(the same JSON as the app's 201 but for the row's own id and times). What the app does
+besides — the input serializer's model lookup, filling the parameters' defaults from the
+model's schema, the storage quota check when one is set — is its per-request cost.
 
 What it reproduces, because the JSON must match:
 
@@ -61,6 +69,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urljoin
 
 import jwt
 import psycopg
+from psycopg.types.json import Jsonb
 from psycopg.types.string import TextLoader
 
 PATH = "/api/v1/generations"
@@ -84,6 +93,12 @@ _SELECT = (
     '"progress" FROM "generations" WHERE "user_id" = %s'
 )
 CREATED_AT = 17  # index of created_at in a row
+# POST: the function generations.services.generation_create calls (velro.db.call_row_function),
+# with its 13 arguments; the serializer's columns of the row it returns.
+CREATE_SQL = (
+    _SELECT.split(" FROM ", 1)[0]
+    + ' FROM "public"."generation_create"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
+)
 
 
 def _page_sql(reverse: bool, has_position: bool, has_offset: bool) -> str:
@@ -477,17 +492,21 @@ class Baseline:
                 self._configure()
             if environ.get("PATH_INFO") != PATH:
                 raise Reject("404 Not Found", "Not found.", "not_found")
-            if environ.get("REQUEST_METHOD") != "GET":
-                method = environ.get("REQUEST_METHOD", "")
+            method = environ.get("REQUEST_METHOD", "")
+            if method not in ("GET", "POST"):
                 raise Reject(
                     "405 Method Not Allowed",
                     f'Method "{method}" not allowed.',
                     "method_not_allowed",
-                    headers=(("Allow", "GET"),),
+                    headers=(("Allow", "GET, POST"),),
                 )
             claims = self._authenticate(environ)
-            body, queries = self._list(environ, claims)
-            status, headers = "200 OK", []
+            if method == "POST":
+                body, queries = self._create(environ, claims)
+                status, headers = "201 Created", []
+            else:
+                body, queries = self._list(environ, claims)
+                status, headers = "200 OK", []
         except Reject as reject:
             body, status, headers = render(reject.body), reject.status, list(reject.headers)
         except psycopg.OperationalError:
@@ -574,6 +593,33 @@ class Baseline:
             "results": [self._item(row, request) for row in page],
         }
         return render(body), 2
+
+    def _create(self, environ, claims: dict) -> tuple[bytes, int]:
+        """``POST generations`` (JSON: ai_model, prompt, optional negative_prompt and
+        parameters) as one transaction: the RLS switch, ``public.generation_create`` with
+        the arguments ``generations.services.generation_create`` passes for such a request,
+        COMMIT; the new row as GenerationSerializer shows it. The parameters are taken as
+        sent (the app fills the model's defaults first: the benchmark sends them filled)."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            data = json.loads(environ["wsgi.input"].read(length) if length > 0 else b"")
+        except (ValueError, KeyError):
+            raise Reject("400 Bad Request", "JSON parse error.", "parse_error") from None
+        if not isinstance(data, dict) or not isinstance(data.get("ai_model"), str):
+            raise Reject("400 Bad Request", "ai_model: a model id is required.", "invalid")
+        prompt, negative = data.get("prompt"), data.get("negative_prompt", "")
+        parameters = data.get("parameters", {})
+        if not isinstance(prompt, str) or not isinstance(negative, str) or not isinstance(parameters, dict):
+            raise Reject("400 Bad Request", "prompt, negative_prompt, parameters: wrong types.", "invalid")
+        args = [data["ai_model"], prompt, negative, Jsonb(parameters), None, None, "", None, None, None, "",
+                Jsonb({}), ""]  # fmt: skip
+        try:
+            rows = self._fetch(json.dumps(claims), CREATE_SQL, args)
+        except psycopg.Error as exc:  # our SQLSTATEs (velro/db.py): the request's fault
+            if (exc.sqlstate or "").startswith("VL"):
+                raise Reject("400 Bad Request", exc.diag.message_primary or "Invalid.", "invalid") from None
+            raise
+        return render(self._item(rows[0], Request(environ, self.secure_proxy_ssl_header))), 2
 
     def _fetch(self, claims: str, sql: str, params: list) -> list[tuple]:
         """One transaction: the RLS switch, the page, COMMIT. A connection found dead

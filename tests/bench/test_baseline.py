@@ -6,6 +6,7 @@ committed: these tests are transactional and bring their own AI models (the flus
 end of a transactional test removes the seeded catalog)."""
 
 import datetime as dt
+import io
 import json
 from urllib.parse import urlsplit
 from wsgiref.util import setup_testing_defaults
@@ -290,8 +291,56 @@ def test_only_the_list_is_served(baseline, people):
     answer = both.baseline(path=PATH + "/")
     assert answer["status"] == 404
     assert json.loads(answer["body"]) == {"detail": "Not found.", "code": "not_found"}
-    assert both.baseline(method="POST")["status"] == 405
+    assert both.baseline(method="PUT")["status"] == 405
     assert both.baseline("status=completed")["status"] == 400  # filters: not reproduced
+
+
+def test_a_post_creates_the_generation_the_app_creates(baseline, people):
+    """POST: the same database function with the same arguments as the app's service, the
+    same JSON back (but for the new row's id and time), the same charge on the ledger."""
+    from credits.selectors import credits_invariant_violations
+    from generations.schemas import validate_parameters
+
+    alice, _ = people
+    model = AIModel.objects.get(pk="test/bench-image")
+    body = {"ai_model": model.pk, "prompt": "a lighthouse at dusk", "parameters": {"seed": 7}}
+    body["parameters"] = validate_parameters(model.parameter_schema, body["parameters"])  # as the benchmark sends
+    token = token_for(alice)
+    both = Both(baseline, token)
+    django = both.client.post(PATH, body, format="json", HTTP_HOST=HOST)
+    raw = json.dumps(body).encode()
+    environ = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        PATH_INFO=PATH, REQUEST_METHOD="POST", HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Bearer {token}",
+        CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(raw)), **{"wsgi.input": io.BytesIO(raw)},
+    )  # fmt: skip
+    answer = {}
+    created = b"".join(baseline(environ, lambda status, headers: answer.update(status=status)))
+    assert (django.status_code, answer["status"]) == (201, "201 Created"), created
+    app_row, base_row = django.json(), json.loads(created)
+    assert app_row["id"] != base_row["id"]
+    for row in (app_row, base_row):
+        del row["id"], row["created_at"]
+    assert base_row == app_row
+    assert Generation.objects.filter(user=alice, prompt="a lighthouse at dusk").count() == 2
+    assert alice.credit_transactions.filter(type="usage").count() == 2
+    assert credits_invariant_violations() == []
+
+
+def test_a_post_the_function_refuses_is_a_400(baseline, people):
+    alice, _ = people
+    raw = json.dumps({"ai_model": "no/such-model", "prompt": "x"}).encode()
+    environ = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        PATH_INFO=PATH, REQUEST_METHOD="POST", HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Bearer {token_for(alice)}",
+        CONTENT_LENGTH=str(len(raw)), **{"wsgi.input": io.BytesIO(raw)},
+    )  # fmt: skip
+    answer = {}
+    body = b"".join(baseline(environ, lambda status, headers: answer.update(status=status)))
+    assert answer["status"] == "400 Bad Request", body
+    assert not Generation.objects.filter(prompt="x").exists()
 
 
 def test_a_lost_connection_is_replaced(baseline, people, sql):
