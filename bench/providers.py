@@ -15,6 +15,15 @@ completed, the worker's peak resident memory (VmHWM), the fake's counts of calls
 (full run): all 200 complete within 30 s (webhooks) and 40 s (polling) of the last
 submit; the worker's memory under 200 MB. ``--smoke``: 10 generations of 2 s, within 12 s
 and 22 s (the same slack), the same memory limit — enforced too, it is quick.
+
+Then **the worker's throughput** with the local provider (``GENERATION_PROVIDER=local``:
+Pillow renders a 1024×1024 PNG here, the worker stores it and its thumbnail): a queue of
+150 pending images (8 in the smoke run) appears at once, rendered by one and by two
+``run_worker`` processes in rounds of 1, 2, 2, 1 workers; renders per second of each and
+the scaling factor. Target: two workers ≥ 1.2× one (lenient: 2 cores shared with
+PostgreSQL and everything else; a queue that serialised its workers shows ~1.0).
+Reported only in the smoke run and on a one-CPU machine, where two processes cannot run
+at once; that every queued image is rendered is enforced always.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,16 +54,25 @@ MODEL_ID = "bench/video-model"
 MEMORY_LIMIT_MB = 200.0
 
 
+LOCAL_MODEL_ID = "bench/local-image"
+# Two worker processes must render at least this many times as fast as one: lenient,
+# because the machine has 2 cores shared with PostgreSQL, the app, locust and other work,
+# and a render is CPU (Pillow) plus a few statements; a worker that serialised on the
+# queue (a lock held across the render, a claim that is not SKIP LOCKED) shows ~1.0.
+SCALING_GOAL = 1.2
+
+
 @dataclass(frozen=True)
 class Plan:
     generations: int
     run_seconds: float
     webhooks_within: float
     polling_within: float
+    renders: int  # the local provider's queue per round (worker throughput)
 
 
-FULL = Plan(200, 20.0, 30.0, 40.0)
-SMOKE = Plan(10, 2.0, 12.0, 22.0)
+FULL = Plan(200, 20.0, 30.0, 40.0, 150)
+SMOKE = Plan(10, 2.0, 12.0, 22.0, 8)
 
 
 @dataclass
@@ -109,11 +128,130 @@ class ProvidersBench:
                     self.measure("webhooks", fal, {**env, "PUBLIC_BASE_URL": server.url}),
                     self.measure("polling", fal, {**env, "PUBLIC_BASE_URL": ""}),
                 ]
+            if server is not None:
+                server.stop()
+            throughput = self.measure_local({**env, "GENERATION_PROVIDER": "local", "PUBLIC_BASE_URL": ""})
         finally:
             if server is not None:
                 server.stop()
             self.drop_database()
-        return self.report(results)
+        return self.report(results, throughput)
+
+    # -- the worker's throughput with the local provider --------------------------------
+
+    def measure_local(self, env: dict) -> dict:
+        """Renders per second of the worker with the local provider (Pillow, here), with
+        one and with two worker processes, on a queue of ``plan.renders`` pending image
+        generations that appears at once (created in one transaction while the workers
+        idle). The rounds go 1, 2, 2, 1 workers, so a drift of the machine's load falls on
+        both sides alike; each side's renders and seconds are pooled. A round's time runs
+        from the queue's commit to the last completion (the database's clock)."""
+        from generations.models import AIModel
+
+        with on_database(self.db):
+            AIModel.objects.update_or_create(
+                pk=LOCAL_MODEL_ID,
+                defaults={"display_name": "Bench local image", "kind": "image", "credits_cost": 1,
+                          "provider": "local", "parameter_schema": {}},
+            )  # fmt: skip
+        rounds = []
+        for number, workers in enumerate((1, 2, 2, 1), start=1):
+            rounds.append(self.render_round(number, workers, env))
+        pooled = {}
+        for workers in (1, 2):
+            mine = [r for r in rounds if r["workers"] == workers]
+            renders = sum(r["completed"] for r in mine)
+            seconds = sum(r["seconds"] for r in mine)
+            pooled[workers] = {
+                "renders": renders,
+                "failed": sum(r["failed"] for r in mine),
+                "seconds": round(seconds, 2),
+                "renders_per_s": round(renders / seconds, 2) if seconds else 0.0,
+            }
+        scaling = pooled[2]["renders_per_s"] / pooled[1]["renders_per_s"] if pooled[1]["renders_per_s"] else 0.0
+        self.say(
+            f"local: 1 worker {pooled[1]['renders_per_s']:.1f} renders/s, 2 workers "
+            f"{pooled[2]['renders_per_s']:.1f} renders/s: {scaling:.2f}×"
+        )
+        return {"rounds": rounds, "pooled": {str(k): v for k, v in pooled.items()}, "scaling": round(scaling, 3),
+                "cpus": os.cpu_count()}  # fmt: skip
+
+    def render_round(self, number: int, workers: int, env: dict) -> dict:
+        from django.db import transaction
+
+        from credits.services import credits_grant
+        from generations import services
+        from generations.models import AIModel
+        from tests.factories import UserFactory
+
+        env = {**env, "MEDIA_ROOT": str(self.workdir / f"media-local-{number}")}
+        procs, logs = [], []
+        try:
+            for index in range(workers):
+                log = open(self.workdir / f"worker-local-{number}-{index}.log", "w")  # noqa: SIM115 - closed below
+                logs.append(log)
+                worker = subprocess.Popen(
+                    [sys.executable, "manage.py", "run_worker", "--idle-sleep", "0.1"],
+                    cwd=settings.BASE_DIR,
+                    env={**os.environ, **env},
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    start_new_session=True,
+                )
+                procs.append(worker)
+            for worker, log in zip(procs, logs, strict=True):
+                first = worker.stdout.readline()
+                if "worker started" not in first:
+                    raise RuntimeError(f"the worker did not start: {first!r}; see {log.name}")
+                threading.Thread(target=copy_lines, args=(worker.stdout, log), daemon=True).start()
+            with on_database(self.db):
+                model = AIModel.objects.get(pk=LOCAL_MODEL_ID)
+                person = UserFactory(email=f"local-{number}@bench.velro.local")
+                credits_grant(user=person, amount=self.plan.renders, reason="benchmark")
+                with transaction.atomic():  # the whole queue appears at once
+                    ids = [
+                        services.generation_create(user=person, ai_model=model, prompt=f"a lighthouse, render {n}").pk
+                        for n in range(self.plan.renders)
+                    ]
+            counts = self.wait_rendered(ids, timeout=300)
+        finally:
+            for worker in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGTERM)
+            for worker in procs:
+                try:
+                    worker.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.communicate()
+            for log in logs:
+                log.close()
+            shutil.rmtree(env["MEDIA_ROOT"], ignore_errors=True)
+        result = {"round": number, "workers": workers, "generations": len(ids), **counts}
+        self.say(
+            f"local round {number}: {workers} worker(s), {counts['completed']}/{len(ids)} rendered in "
+            f"{counts['seconds']:.2f} s ({counts['completed'] / counts['seconds'] if counts['seconds'] else 0:.1f}/s)"
+        )
+        return result
+
+    def wait_rendered(self, ids: list, *, timeout: float) -> dict:
+        """Wait until none of ``ids`` is pending or processing; the seconds from the
+        queue's creation (one transaction: one created_at) to the last completion."""
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(**connection_kwargs(self.db), autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),"
+                    " count(*) FILTER (WHERE status IN ('pending', 'processing')),"
+                    " extract(epoch FROM max(completed_at) - min(created_at))"
+                    " FROM public.generations WHERE id = ANY(%s)",
+                    [ids],
+                ).fetchone()
+                if row[2] == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        return {"completed": row[0], "failed": row[1], "open": row[2], "seconds": float(row[3] or 0.0)}
 
     def env(self, fal) -> dict:
         keys = jwt_keys.key_set()
@@ -261,6 +399,35 @@ class ProvidersBench:
 
     # -- the report --------------------------------------------------------------------
 
+    def throughput_targets(self, throughput: dict) -> list[Target]:
+        pooled = throughput["pooled"]
+        one, two = pooled["1"], pooled["2"]
+        all_rendered = one["failed"] == two["failed"] == 0 and all(r["open"] == 0 for r in throughput["rounds"])
+        # Report only where two processes cannot run at once (one CPU), and in the smoke run.
+        enforced = not self.smoke and (os.cpu_count() or 1) >= 2
+        return [
+            Target(
+                "providers_local_renders",
+                f"local provider, {self.plan.renders} queued images a round: every one rendered",
+                "all rendered",
+                f"{one['renders'] + two['renders']} rendered, {one['failed'] + two['failed']} failed",
+                all_rendered,
+                True,
+                f"1 worker {one['renders_per_s']:.1f} renders/s, 2 workers {two['renders_per_s']:.1f} renders/s",
+            ),
+            Target(
+                "providers_worker_scaling",
+                "local provider: renders/s with 2 worker processes ÷ with 1",
+                f"≥ {SCALING_GOAL:g}×",
+                f"{throughput['scaling']:.2f}×",
+                throughput["scaling"] >= SCALING_GOAL,
+                enforced,
+                f"1 worker {one['renders_per_s']:.1f}/s ({one['renders']} in {one['seconds']:.1f} s), 2 workers "
+                f"{two['renders_per_s']:.1f}/s ({two['renders']} in {two['seconds']:.1f} s); rounds 1, 2, 2, 1; "
+                f"{throughput['cpus']} CPUs",
+            ),
+        ]
+
     def targets(self, results: list[Measured]) -> list[Target]:
         by_mode = {m.mode: m for m in results}
         targets = []
@@ -299,14 +466,16 @@ class ProvidersBench:
         )
         return targets
 
-    def report(self, results: list[Measured]) -> int:
-        targets = self.targets(results)
+    def report(self, results: list[Measured], throughput: dict) -> int:
+        targets = self.targets(results) + self.throughput_targets(throughput)
         self.out.write("")
-        self.out.write("Generations at provider scale (fake fal, one worker):")
+        self.out.write("Generations at provider scale (fake fal, one worker), and the worker's throughput (local):")
         for t in targets:
-            verdict = "PASS" if t.passed else "FAIL"
+            verdict = ("PASS" if t.passed else "FAIL") + ("" if t.enforced else " (not enforced)")
             style = self.style.SUCCESS if t.passed else self.style.ERROR
             self.out.write(f"  {t.label}: {t.measured} (target {t.goal}) " + style(verdict))
+            if t.detail:
+                self.out.write(f"    {t.detail}")
         data = {}
         if self.output.exists():
             with contextlib.suppress(ValueError):
@@ -315,12 +484,13 @@ class ProvidersBench:
             "mode": "smoke" if self.smoke else "full",
             "plan": asdict(self.plan),
             "runs": {m.mode: asdict(m) for m in results},
+            "worker_throughput": throughput,
             "targets": [asdict(t) for t in targets],
         }
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.output.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
         self.say(f"results written to {self.output}")
-        failed = [t.key for t in targets if not t.passed]
+        failed = [t.key for t in targets if t.enforced and not t.passed]
         if failed:
             self.out.write(self.style.ERROR(f"provider targets FAIL: {', '.join(failed)}"))
             return 1
