@@ -69,7 +69,8 @@ from datetime import timedelta
 import psycopg
 from psycopg import sql
 
-VERSION = 3  # 2: sessions; 3: the whale, the heavy people's ledgers, rare filter values
+VERSION = 4  # 2: sessions; 3: the whale, the heavy people's ledgers, rare filter values;
+# 4: a project for every tenth light person, a grant every 50th ledger row (full admin pages at 10k)
 SESSIONS_PER_USER = 3
 EMAIL_DOMAIN = "bench.velro.local"
 CHUNK = 100_000
@@ -461,16 +462,30 @@ class _Loader:
                    'Benchmark project ' || (j + 1)::text,
                    CASE WHEN j = 0 THEN 'public' ELSE 'private' END, 0,
                    %(start)s::timestamptz - (j + 1) * interval '1 day', %(start)s::timestamptz
-            FROM (SELECT h FROM generate_series(0, %(heavy)s - 1) AS h
-                  UNION ALL SELECT %(whale)s WHERE %(whale)s >= 0) AS o(h),
-                 generate_series(0, %(per)s - 1) AS j
+            FROM (SELECT h, j
+                    FROM (SELECT h FROM generate_series(0, %(heavy)s - 1) AS h
+                          UNION ALL SELECT %(whale)s WHERE %(whale)s >= 0) AS o(h),
+                         generate_series(0, %(per)s - 1) AS j
+                  -- One empty project for every tenth light person: the admin's projects
+                  -- page is full (100 rows) on the small data set too, so its 1M ÷ 10k
+                  -- compares the same page.
+                  UNION ALL
+                  SELECT h, 0 FROM generate_series(%(heavy)s, %(users)s - 1) AS h
+                   WHERE h %% 10 = 0 AND h <> %(whale)s) AS hj
             ORDER BY h, j
             """,
-            {"heavy": spec.heavy_users, "whale": self.whale, "per": PROJECTS_PER_HEAVY_USER, "start": self.start},
+            {
+                "heavy": spec.heavy_users,
+                "whale": self.whale,
+                "per": PROJECTS_PER_HEAVY_USER,
+                "start": self.start,
+                "users": spec.users,
+            },
         )
         self.conn.execute("ALTER TABLE public.projects ENABLE TRIGGER server_columns")
+        made = self.conn.execute("SELECT count(*) FROM public.projects").fetchone()[0]
         self.conn.commit()
-        self.say("projects", owners * PROJECTS_PER_HEAVY_USER, owners * PROJECTS_PER_HEAVY_USER)
+        self.say("projects", made, made)
 
     def generations(self) -> None:
         spec = self.spec
@@ -617,14 +632,15 @@ class _Loader:
     def ledger(self) -> None:
         """The heavy people's and the whale's credit ledgers: one row per generation of
         theirs, in time order — a purchase every tenth (enough for the nine that follow at
-        the dearest model's cost), a staff grant every thousandth, otherwise the usage of
-        that generation (its model's cost, linked to it, as ``generation_create`` writes
-        it) — with balance_after the running sum after the sign-up bonus and the balance
-        set to the total, so the invariant holds (balance = sum of the ledger = the newest
-        row's balance_after). Every person's sign-up bonus is first dated back to their
-        sign-up (``credits_apply`` stamps it with the load's clock, after the year of
-        history): the append-only guard is switched off for that one UPDATE, inside its
-        transaction. One statement per person."""
+        the dearest model's cost), a staff grant every fiftieth (a full admin page of them
+        on the small set), otherwise the usage of that generation (its model's cost,
+        linked to it, as ``generation_create`` writes it) — with balance_after the running
+        sum after the sign-up bonus and the balance set to the total, so the invariant
+        holds (balance = sum of the ledger = the newest row's balance_after). Every
+        person's sign-up bonus is first dated back to their sign-up (``credits_apply``
+        stamps it with the load's clock, after the year of history): the append-only
+        guard is switched off for that one UPDATE, inside its transaction. One statement
+        per person."""
         spec = self.spec
         self.begin()
         self.conn.execute("ALTER TABLE public.credit_transactions DISABLE TRIGGER append_only")
@@ -649,13 +665,13 @@ class _Loader:
             ),
             e AS (
               SELECT g.r,
-                     CASE WHEN g.r %% 10 = 0 THEN 'purchase' WHEN g.r %% 1000 = 505 THEN 'grant'
+                     CASE WHEN g.r %% 10 = 0 THEN 'purchase' WHEN g.r %% 50 = 25 THEN 'grant'
                           ELSE 'usage' END AS type,
-                     CASE WHEN g.r %% 10 = 0 THEN %(purchase)s WHEN g.r %% 1000 = 505 THEN 500
+                     CASE WHEN g.r %% 10 = 0 THEN %(purchase)s WHEN g.r %% 50 = 25 THEN 500
                           ELSE -g.credits_charged END AS amount,
-                     CASE WHEN g.r %% 10 = 0 OR g.r %% 1000 = 505 THEN NULL ELSE g.id END AS generation_id,
+                     CASE WHEN g.r %% 10 = 0 OR g.r %% 50 = 25 THEN NULL ELSE g.id END AS generation_id,
                      CASE WHEN g.r %% 10 = 0 THEN 'Credit pack (benchmark)'
-                          WHEN g.r %% 1000 = 505 THEN 'Goodwill grant (benchmark)'
+                          WHEN g.r %% 50 = 25 THEN 'Goodwill grant (benchmark)'
                           ELSE 'Generation with ' || g.display_name END AS description,
                      CASE WHEN g.r %% 10 = 0 THEN g.created_at - interval '1 millisecond'
                           ELSE g.created_at END AS created_at

@@ -210,6 +210,9 @@ class Generation(models.Model):
                 name="generations_user_favorite_idx",
                 condition=models.Q(is_favorite=True),
             ),
+            # The admin's Provider cost report: the provider-held generations of the last
+            # N days, without reading the ones that ran here (generations 0017).
+            models.Index(fields=["created_at"], name="generations_provider_held_idx", condition=~models.Q(provider="")),
         ]
         constraints = [
             models.CheckConstraint(

@@ -174,7 +174,10 @@ def test_generations_shape(loaded):
 
 def test_projects_counts_match(loaded):
     owners = SPEC.heavy_users + 1  # and the whale
-    assert value("SELECT count(*) FROM public.projects") == owners * datasets.PROJECTS_PER_HEAVY_USER
+    # And one empty project for every tenth light person (numbered heavy_users … users − 2).
+    light = sum(1 for h in range(SPEC.heavy_users, SPEC.users - 1) if h % 10 == 0)
+    assert value("SELECT count(*) FROM public.projects") == owners * datasets.PROJECTS_PER_HEAVY_USER + light
+    assert value("SELECT count(*) FROM public.projects WHERE generation_count = 0") >= light
     counts = rows(
         "SELECT p.generation_count, (SELECT count(*) FROM public.generations AS g WHERE g.project_id = p.id)"
         " FROM public.projects AS p"
@@ -207,7 +210,7 @@ def test_style_stacks(loaded):
 
 def test_specs_and_signature():
     assert datasets.signature(datasets.SPECS["1m"]) == (
-        "velro-bench v3 1m users=10000 heavy=60x10000 whale=100000 ledger=yes generations=1000000 stacks=100000"
+        "velro-bench v4 1m users=10000 heavy=60x10000 whale=100000 ledger=yes generations=1000000 stacks=100000"
     )
     for spec in datasets.SPECS.values():
         assert spec.heavy_users * spec.per_heavy + spec.whale <= spec.generations
