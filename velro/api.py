@@ -29,7 +29,11 @@ class OwnedQuerysetMixin:
     owner_field: str | None = "user"
 
     def get_queryset(self):
-        queryset = super().get_queryset()
+        return self.owned(super().get_queryset())
+
+    def owned(self, queryset):
+        """``queryset`` scoped to the caller (for a view that reads through another
+        queryset than ``queryset``, e.g. rows as dicts)."""
         if self.owner_field is None:
             return queryset
         return queryset.filter(**{self.owner_field: self.request.user})

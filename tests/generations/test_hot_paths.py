@@ -109,6 +109,47 @@ def test_the_fast_row_is_exactly_what_the_declared_fields_make(alice, flux, zone
     assert rendered(GenerationSerializer(row).data) == rendered(generic(row, None))
 
 
+def test_value_rows_are_what_djangos_values_makes(alice, flux):
+    """velro.rows.ValueRows (the list page's rows) against Django's own values(): JSON
+    objects, lists, scalars, JSON null and SQL NULL, UUIDs and datetimes alike; with an
+    annotation it takes Django's path."""
+    from django.db.models import F, JSONField, Value
+
+    from generations.views import GenerationViewSet
+    from velro.rows import ValueRows
+
+    def fast(queryset):
+        queryset._iterable_class = ValueRows
+        return queryset
+
+    bulk(alice, 2)
+    json_null = Value(None, JSONField())
+    Generation.objects.create(user=alice, ai_model=flux, prompt="x", parameters={"a": [1, {"b": None}]}, outputs=[])
+    Generation.objects.create(
+        user=alice, ai_model=flux, prompt="y", parameters=json_null, progress="a string", provider_result={"k": 1}
+    )
+    Generation.objects.create(
+        user=alice, ai_model=flux, prompt="z", parameters=7, progress=[1.5, True], provider_result=json_null
+    )
+    columns = GenerationSerializer.columns
+    assert GenerationViewSet.list_rows._iterable_class is ValueRows
+    other = ("provider_result", "id", "parameters", "created_at")
+    for names, rows in [(columns, GenerationViewSet.list_rows), (other, fast(Generation.objects.values(*other)))]:
+        plain = list(Generation.objects.values(*names).order_by("created_at", "id"))
+        made = list(rows.order_by("created_at", "id"))
+        assert len(made) == 5 and made == plain
+        assert [list(row) for row in made] == [list(row) for row in plain]  # the same key order
+        assert [type(v) for row in made for v in row.values()] == [type(v) for row in plain for v in row.values()]
+    assert {row["provider_result"] is None for row in made} == {True, False}
+    # Filters, ordering and slices as the paginator applies them: the same rows.
+    last = plain[-1]["created_at"]
+    page = GenerationViewSet.list_rows.filter(user=alice, created_at__lt=last).order_by("-created_at", "-id")[1:3]
+    reference = Generation.objects.values(*columns).filter(created_at__lt=last).order_by("-created_at", "-id")[1:3]
+    assert list(page) == list(reference) and len(page) == 2
+    annotated = GenerationViewSet.list_rows.annotate(double=F("attempts") * 2, tag=Value("t")).order_by("created_at")
+    assert [(row["double"], row["tag"]) for row in annotated] == [(0, "t")] * 5
+
+
 def test_list_statements_are_the_same_for_every_page_size(alice, api_as, django_assert_num_queries):
     bulk(alice, 120)
     api = api_as(alice)
