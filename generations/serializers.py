@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -8,7 +9,7 @@ from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
 from stylestacks.services import stylestacks_visible_to
 from velro.api import CleanJSONField, DirectRowMixin, SharedQuerysetMixin, StrictInputMixin, iso_datetime
-from velro.media_links import media_name_from_url, signed_media_url
+from velro.media_links import LinkMinter, media_name_from_url
 
 
 class AIModelSerializer(serializers.ModelSerializer):
@@ -37,23 +38,25 @@ def absolute(request, url: str) -> str:
     return request.build_absolute_uri(url)
 
 
-def _outputs(request, outputs) -> list[dict]:
-    return [_output(request, output) for output in outputs or []]
+def _outputs(request, outputs, mint=None) -> list[dict]:
+    mint = mint or LinkMinter(request)
+    return [_output(request, output, mint) for output in outputs or []]
 
 
-def _output(request, output: dict) -> dict:
+def _output(request, output: dict, mint) -> dict:
     """An output as the API shows it: a file in our storage (``path``, or an older row's
-    ``/media/`` URL) gets a signed link minted now, and so does its thumbnail
-    (``thumbnail_url``, null for rows older than thumbnails); an older row's provider
-    URL is returned as it is (outputs are copied in since issue 15)."""
+    ``/media/`` URL) gets a signed link minted now (``mint``, a LinkMinter for
+    ``request``), and so does its thumbnail (``thumbnail_url``, null for rows older than
+    thumbnails); an older row's provider URL is returned as it is (outputs are copied in
+    since issue 15)."""
     name = output_media_name(output, request)
     if name is None:
         return {**output, "url": absolute(request, output.get("url", ""))}
-    shown = {**output, "url": signed_media_url(name, request=request)}
+    shown = {**output, "url": mint(name)}
     shown.pop("path", None)
     shown.pop("thumbnail_size", None)
     thumbnail = shown.pop("thumbnail_path", None)
-    shown["thumbnail_url"] = signed_media_url(thumbnail, request=request) if thumbnail else None
+    shown["thumbnail_url"] = mint(thumbnail) if thumbnail else None
     return shown
 
 
@@ -66,9 +69,9 @@ def output_media_name(output: dict, request=None) -> str | None:
     return media_name_from_url(output.get("url", ""), request)
 
 
-def _reference_url(request, name: str) -> str | None:
+def _reference_url(request, name: str, mint=None) -> str | None:
     """A signed link to the reference image, from its stored name."""
-    return signed_media_url(name, request=request) if name else None
+    return (mint or LinkMinter(request))(name) if name else None
 
 
 class OutputSerializer(serializers.Serializer):
@@ -140,7 +143,7 @@ class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
         the hottest read of the API. Takes a Generation, or a dict of ``columns`` (a list
         page reads rows as dicts: no model instances)."""
         g = generation if isinstance(generation, dict) else {name: getattr(generation, name) for name in self.columns}
-        request = self.context.get("request")
+        request, mint = self.request_and_links
         tz = self.current_timezone
         reference = getattr(g["reference_image"], "name", g["reference_image"])  # a FieldFile, or its name
         return {
@@ -154,10 +157,10 @@ class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
             "adapted_prompt": g["adapted_prompt"],
             "negative_prompt": g["negative_prompt"],
             "parameters": g["parameters"],
-            "reference_image": _reference_url(request, reference),
+            "reference_image": _reference_url(request, reference, mint),
             "status": g["status"],
             "credits_charged": g["credits_charged"],
-            "outputs": _outputs(request, g["outputs"]),
+            "outputs": _outputs(request, g["outputs"], mint),
             "error_message": g["error_message"],
             "attempts": g["attempts"],
             "is_favorite": g["is_favorite"],
@@ -169,6 +172,14 @@ class GenerationSerializer(DirectRowMixin, serializers.ModelSerializer):
 
     def get_reference_image(self, generation) -> str | None:
         return _reference_url(self.context.get("request"), generation.reference_image.name)
+
+    @cached_property
+    def request_and_links(self):
+        """The context's request and a LinkMinter for it, once per serializer: a page's
+        rows share one child serializer (``self.context`` walks up to the root on every
+        read)."""
+        request = self.context.get("request")
+        return request, LinkMinter(request)
 
 
 class ActiveModelField(SharedQuerysetMixin, serializers.PrimaryKeyRelatedField):

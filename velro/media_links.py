@@ -57,10 +57,11 @@ def _minting_key(secret: str) -> bytes:
     return hashlib.sha256(f"{SALT}signer{secret}".encode()).digest()
 
 
-def _signature(value: str) -> str:
+def _signature(value: str, key: bytes | None = None) -> str:
     """``Signer(salt=SALT).signature(value)`` (tests hold the two equal), without
-    deriving the key again for every link: a list page mints dozens."""
-    digest = hmac.digest(_minting_key(settings.SECRET_KEY), value.encode(), "sha256")
+    deriving the key again for every link: a list page mints dozens. ``key``: the
+    ``_minting_key`` of the current SECRET_KEY, when the caller has it."""
+    digest = hmac.digest(key or _minting_key(settings.SECRET_KEY), value.encode(), "sha256")
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -81,16 +82,36 @@ def signed_media_url(name: str, *, request=None, ttl: int | None = None, downloa
     """A link to the stored file ``name`` valid for ``ttl`` seconds (MEDIA_URL_TTL by
     default); absolute when ``request`` is given. ``download``: served as an attachment
     with a readable file name."""
-    ttl = settings.MEDIA_URL_TTL if ttl is None else ttl
-    if settings.MEDIA_STORAGE == "s3":
-        return _presigned_url(name, ttl, download)
-    expires = link_expiry(ttl)
-    sig = _signature(_signed_value(name, expires, download))
-    query = f"download=1&expires={expires}&sig={sig}" if download else f"expires={expires}&sig={sig}"
-    # FileSystemStorage.url(name) for the names signed here (no "..", no leading "/"),
-    # without its urljoin.
-    url = f"{settings.MEDIA_URL}{filepath_to_uri(name)}?{query}"
-    return request.build_absolute_uri(url) if request is not None else url
+    return LinkMinter(request, ttl)(name, download=download)
+
+
+class LinkMinter:
+    """``signed_media_url(name, request=request, ttl=ttl)`` for the many links of one
+    response: the settings it reads (the storage, MEDIA_URL, the TTL, the key derived
+    from SECRET_KEY) are read once, when the minter is made, instead of for every link
+    (four lazy-settings lookups each; a list page of generations mints one or two links
+    a row). Make one per response: the expiry is still worked out for every link."""
+
+    __slots__ = ("request", "ttl", "s3", "media_url", "key")
+
+    def __init__(self, request=None, ttl: int | None = None):
+        self.request = request
+        self.ttl = settings.MEDIA_URL_TTL if ttl is None else ttl
+        self.s3 = settings.MEDIA_STORAGE == "s3"
+        self.media_url = settings.MEDIA_URL
+        self.key = None if self.s3 else _minting_key(settings.SECRET_KEY)
+
+    def __call__(self, name: str, *, download: bool = False) -> str:
+        if self.s3:
+            return _presigned_url(name, self.ttl, download)
+        expires = link_expiry(self.ttl)
+        sig = _signature(_signed_value(name, expires, download), self.key)
+        query = f"download=1&expires={expires}&sig={sig}" if download else f"expires={expires}&sig={sig}"
+        # FileSystemStorage.url(name) for the names signed here (no "..", no leading "/"),
+        # without its urljoin.
+        url = f"{self.media_url}{filepath_to_uri(name)}?{query}"
+        request = self.request
+        return request.build_absolute_uri(url) if request is not None else url
 
 
 def _presigned_url(name: str, ttl: int, download: bool) -> str:
