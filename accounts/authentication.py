@@ -29,9 +29,15 @@ from velro.rows import fetch_instance
 
 SESSION_ENDED = "This session has ended. Sign in again."
 
+# The caller's columns, named (not u.*): the statement's columns are then known without
+# reading the cursor's description on every request (velro.rows.fetch_instance), and a
+# column added to auth.users later changes nothing here.
+_USER_COLUMNS = tuple(field.column for field in User._meta.concrete_fields)
+_READ_COLUMNS = (*_USER_COLUMNS, "velro_session_live", "velro_switched")
+
 # The claims object is built in SQL from the row read, so the email is the current one.
 _READ_AND_SWITCH = """
-SELECT u.*,
+SELECT {columns},
        s.id IS NOT NULL AS velro_session_live,
        CASE WHEN u.is_active AND s.id IS NOT NULL THEN
          set_config('role', 'authenticated', true) || set_config(
@@ -43,7 +49,7 @@ SELECT u.*,
 FROM auth.users AS u
 LEFT JOIN auth.sessions AS s ON s.id = %s AND s.user_id = u.id
 WHERE u.id = %s
-"""
+""".replace("{columns}", ", ".join(f'u."{column}"' for column in _USER_COLUMNS))
 
 
 class JWTAuthentication(SimpleJWTAuthentication):
@@ -68,7 +74,7 @@ class JWTAuthentication(SimpleJWTAuthentication):
             user_id = uuid.UUID(str(user_id))
         except ValueError as exc:
             raise AuthenticationFailed("User not found", code="user_not_found") from exc
-        user = fetch_instance(User, _READ_AND_SWITCH, [json.dumps(extra), session_id, user_id])
+        user = fetch_instance(User, _READ_AND_SWITCH, [json.dumps(extra), session_id, user_id], columns=_READ_COLUMNS)
         if user is None:
             raise AuthenticationFailed("User not found", code="user_not_found")
         if not user.is_active:

@@ -55,3 +55,27 @@ def test_no_row_is_none(db):
 def test_a_missing_column_is_refused(alice):
     with pytest.raises(ValueError, match="missing: email"):
         fetch_instance(User, "SELECT id FROM auth.users WHERE id = %s", [alice.pk])
+
+
+def test_named_columns_skip_the_description_and_must_match_the_row(generation):
+    names = tuple(f.column for f in reversed(Generation._meta.concrete_fields))
+    selected = ", ".join(f'"{name}"' for name in names)
+    query = f"SELECT {selected}, 42 AS answer FROM public.generations WHERE id = %s"
+    fetched = fetch_instance(Generation, query, [generation.pk], columns=(*names, "answer"))
+    same_fields(fetched, fetch_instance(Generation, query, [generation.pk]), Generation)
+    assert fetched.answer == 42
+    with pytest.raises(ValueError, match="columns"):
+        fetch_instance(Generation, query, [generation.pk], columns=names)
+
+
+def test_the_callers_read_names_every_column_it_selects(alice):
+    """accounts.authentication reads the caller by named columns (no u.*, no description
+    read per request): the names it passes are the statement's."""
+    from django.db import connection, transaction
+
+    from accounts import authentication
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(authentication._READ_AND_SWITCH, ["{}", alice.pk, alice.pk])
+        assert tuple(column.name for column in cursor.description) == authentication._READ_COLUMNS
+        transaction.set_rollback(True)
