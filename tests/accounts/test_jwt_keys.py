@@ -145,6 +145,36 @@ def test_alg_none_and_hs256_signed_with_the_public_key_are_refused(alice, api):
         assert gotrue_user(api, token).json()["code"] == "bad_jwt", token
 
 
+def test_tokens_broken_anywhere_are_refused_like_before(alice, api):
+    """The key is picked from the header segment alone (accounts.tokens.unverified_kid);
+    jwt.decode checks the rest. A token broken in any segment, or with a header that is
+    not a JSON object, is a 401 token_not_valid as it was."""
+    good = access_token(alice)
+    header, payload, signature = good.split(".")
+    kid = jwt.get_unverified_header(good)["kid"]
+    broken = [
+        "x",
+        header,
+        f"{header}.",
+        f"{header}.{payload}",
+        f"{header}.{payload}.",
+        f"{header}.{payload}.{signature}x",
+        f"{header}.{payload}!.{signature}",
+        f"{header}.{payload}.{signature}.{signature}",
+        f"{header}x.{payload}.{signature}",
+        f"!{header}.{payload}.{signature}",
+        f"{_b64(b'[1]')}.{payload}.{signature}",
+        f"{_b64(b'not json')}.{payload}.{signature}",
+        f"{_b64(json.dumps({'alg': 'ES256', 'kid': [kid]}).encode())}.{payload}.{signature}",
+        f"{_b64(json.dumps({'alg': 'ES256', 'kid': kid, 'crit': ['x']}).encode())}.{payload}.{signature}",
+        f"{_b64(json.dumps({'alg': 'ES256', 'kid': kid}).encode())}.{payload}.{signature}",  # header changed
+    ]
+    for token in broken:
+        response = me(api, token)
+        assert (response.status_code, response.json()["code"]) == (401, "token_not_valid"), token
+    assert me(api, good).status_code == 200
+
+
 def test_production_without_a_key_fails_the_system_check(settings):
     settings.JWT_SIGNING_KEYS, settings.JWT_DEV_KEYS_FILE = "", None
     assert [error.id for error in check_jwt_keys(None)] == ["velro.E030"]
