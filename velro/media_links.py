@@ -31,7 +31,7 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
-from django.utils.encoding import filepath_to_uri
+from django.utils.encoding import filepath_to_uri, iri_to_uri
 from django.utils.http import content_disposition_header
 
 SALT = "velro.media-link"
@@ -92,7 +92,7 @@ class LinkMinter:
     (four lazy-settings lookups each; a list page of generations mints one or two links
     a row). Make one per response: the expiry is still worked out for every link."""
 
-    __slots__ = ("request", "ttl", "s3", "media_url", "key")
+    __slots__ = ("request", "ttl", "s3", "media_url", "key", "prefix")
 
     def __init__(self, request=None, ttl: int | None = None):
         self.request = request
@@ -100,6 +100,22 @@ class LinkMinter:
         self.s3 = settings.MEDIA_STORAGE == "s3"
         self.media_url = settings.MEDIA_URL
         self.key = None if self.s3 else _minting_key(settings.SECRET_KEY)
+        self.prefix = self._absolute_prefix(request, self.media_url)
+
+    @staticmethod
+    def _absolute_prefix(request, media_url: str) -> str | None:
+        """``scheme://host`` when ``request.build_absolute_uri(url)`` of every link minted
+        here is that plus ``url``: a root-relative MEDIA_URL, and a scheme and host that
+        ``iri_to_uri`` leaves as they are. The links themselves are made of characters
+        ``iri_to_uri`` leaves alone too (``filepath_to_uri``'s quoting, the digits and
+        base64url of the query), so its pass over each link (~3 % of a list page) is
+        skipped with the same result (tests compare the two)."""
+        if request is None or not media_url.startswith("/") or media_url.startswith("//"):
+            return None
+        if "/./" in media_url or "/../" in media_url or iri_to_uri(media_url) != media_url:
+            return None
+        prefix = request._current_scheme_host
+        return prefix if iri_to_uri(prefix) == prefix else None
 
     def __call__(self, name: str, *, download: bool = False) -> str:
         if self.s3:
@@ -110,6 +126,8 @@ class LinkMinter:
         # FileSystemStorage.url(name) for the names signed here (no "..", no leading "/"),
         # without its urljoin.
         url = f"{self.media_url}{filepath_to_uri(name)}?{query}"
+        if self.prefix is not None and "/./" not in url and "/../" not in url:
+            return self.prefix + url
         request = self.request
         return request.build_absolute_uri(url) if request is not None else url
 

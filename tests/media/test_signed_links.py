@@ -106,6 +106,26 @@ def test_an_absolute_link_when_the_request_is_known(rf, settings):
 
 
 @pytest.mark.parametrize(
+    "name", [NAME, "generations/x/a b ü (1)!~'*.png", "generations/x/100%.png", "generations/./x/0.png"]
+)
+@pytest.mark.parametrize("media_url", ["/media/", "/médias et plus/", "//cdn.example.com/m/"])
+@pytest.mark.parametrize("download", [False, True])
+def test_a_minted_absolute_link_is_exactly_what_djangos_build_absolute_uri_makes(
+    rf, settings, clock, name, media_url, download
+):
+    """LinkMinter skips build_absolute_uri's iri_to_uri where it cannot change the link:
+    the result must be the same string in every case (names to quote, a MEDIA_URL it
+    would quote, one that is not root-relative, a dot segment)."""
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    settings.MEDIA_URL = media_url
+    request = rf.get("/api/v1/generations", HTTP_HOST="api.example.com:8443", secure=True)
+    minted = media_links.LinkMinter(request)(name, download=download)
+    relative = media_links.LinkMinter(None)(name, download=download)
+    assert minted == request.build_absolute_uri(relative)
+    assert (media_links.LinkMinter(request).prefix is not None) == (media_url == "/media/")
+
+
+@pytest.mark.parametrize(
     "tamper",
     [
         lambda url: url[:-2] + ("AA" if not url.endswith("AA") else "BB"),  # the signature
