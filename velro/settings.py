@@ -89,13 +89,15 @@ MIDDLEWARE = [
     "velro.middleware.CleanQueryMiddleware",
     # Browsers on the front end's origins (CORS_ALLOWED_ORIGINS) may call /api and /auth.
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, the session's user, its second factor (request.user.is_verified(),
+    # django-otp) and messages: Django's and django-otp's own, skipped for /api/, whose
+    # requests DRF authenticates by bearer token (velro.middleware.BrowserOnlyMixin).
+    "velro.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # request.user.is_verified(): signed in with a second factor (django-otp).
-    "django_otp.middleware.OTPMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "velro.middleware.AuthenticationMiddleware",
+    "velro.middleware.OTPMiddleware",
+    "velro.middleware.MessageMiddleware",
     # The admin only: idle staff sessions end, and the two-factor step comes first.
     "staffauth.middleware.StaffSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
