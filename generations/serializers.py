@@ -49,7 +49,7 @@ def _output(request, output: dict, mint) -> dict:
     ``request``), and so does its thumbnail (``thumbnail_url``, null for rows older than
     thumbnails); an older row's provider URL is returned as it is (outputs are copied in
     since issue 15)."""
-    name = output_media_name(output, request)
+    name = output_media_name(output, request, mint.media_url)
     if name is None:
         return {**output, "url": absolute(request, output.get("url", ""))}
     shown = {**output, "url": mint(name)}
@@ -60,13 +60,14 @@ def _output(request, output: dict, mint) -> dict:
     return shown
 
 
-def output_media_name(output: dict, request=None) -> str | None:
+def output_media_name(output: dict, request=None, media_url: str | None = None) -> str | None:
     """The storage name of an output in our storage: its ``path``, or an older row's
-    ``/media/`` URL; None for a provider's URL."""
+    ``/media/`` URL (``media_url``: MEDIA_URL, when the caller has read it); None for a
+    provider's URL."""
     name = output.get("path")
     if isinstance(name, str) and name:
         return name
-    return media_name_from_url(output.get("url", ""), request)
+    return media_name_from_url(output.get("url", ""), request, media_url)
 
 
 def _reference_url(request, name: str, mint=None) -> str | None:

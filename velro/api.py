@@ -4,6 +4,8 @@
 view that does not inherit :class:`velro.rls.RLSViewMixin`.
 """
 
+import datetime
+
 from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework import mixins, serializers, viewsets
@@ -148,7 +150,11 @@ class DirectRowMixin:
 
     @cached_property
     def current_timezone(self):
-        return timezone.get_current_timezone()
+        current = timezone.get_current_timezone()
+        # UTC as the database connection's rows carry it (datetime.UTC, not
+        # ZoneInfo("UTC")): the same offset, so the same text, and iso_datetime then
+        # skips converting every value of the page.
+        return datetime.UTC if getattr(current, "key", None) == "UTC" else current
 
 
 def iso_datetime(value, tz):
@@ -156,5 +162,6 @@ def iso_datetime(value, tz):
     the current time zone ``tz``, UTC written as "Z"; None stays None."""
     if value is None:
         return None
-    value = value.astimezone(tz).isoformat()
+    # Rows arrive in Django's time zone already (velro.db_backend): no conversion then.
+    value = (value if value.tzinfo is tz else value.astimezone(tz)).isoformat()
     return value[:-6] + "Z" if value.endswith("+00:00") else value

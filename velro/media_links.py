@@ -159,13 +159,15 @@ def media_link_check(name: str, *, expires: str, sig: str, download: bool, now: 
     return remaining
 
 
-def media_name_from_url(url, request=None) -> str | None:
+def media_name_from_url(url, request=None, media_url: str | None = None) -> str | None:
     """The storage name behind a URL stored by older rows (the local provider kept
     ``storage.url(name)``: ``/media/<name>``, or the same made absolute on this host),
     or None for anything else (a provider's CDN, a path that would leave MEDIA_ROOT)."""
     if not isinstance(url, str) or "?" in url or "#" in url:
         return None
-    media_url = settings.MEDIA_URL
+    # ``media_url``: settings.MEDIA_URL, when the caller has it (a LinkMinter's, read once
+    # per response instead of once per output).
+    media_url = settings.MEDIA_URL if media_url is None else media_url
     if url.startswith(media_url):
         rest = url[len(media_url) :]
     elif request is not None and url.startswith(("http://", "https://")):
