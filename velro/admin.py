@@ -70,21 +70,27 @@ class EstimatedCount(int):
 class EstimatedCountPaginator(Paginator):
     """A paginator that never counts a big table.
 
-    Up to ``exact_up_to`` rows it counts them (``SELECT COUNT(*) FROM (… LIMIT n+1)``:
-    at most n+1 rows read, whatever the table's size); above, the total is the planner's
-    estimate of the filtered list (``EXPLAIN``, nothing read), shown as "about …". The
-    page links follow that total: when the estimate is high, the last pages are empty.
+    The planner's estimate of the filtered list comes first (``EXPLAIN``, nothing read).
+    Above ``exact_up_to`` it is the total, shown as "about …"; at or below, the rows are
+    counted (``SELECT COUNT(*) FROM (… LIMIT n+1)``: at most n+1 rows read whatever the
+    table's size), and an estimate that was too low is corrected upwards. Counting first
+    would read n+1 matching rows of every filter with more matches than that (a status
+    held by 50,000 of a million generations: ~200,000 rows walked on every page view).
+    The page links follow the total: when the estimate is high, the last pages are empty.
     """
 
     exact_up_to = 10_000
 
     @cached_property
     def count(self):
+        estimate = planner_row_estimate(self.object_list)
+        if estimate > self.exact_up_to:
+            return EstimatedCount(estimate)
         # Unordered: any n+1 rows will do, so the planner takes the cheapest way to them.
         counted = self.object_list.order_by()[: self.exact_up_to + 1].count()
         if counted <= self.exact_up_to:
             return counted
-        return EstimatedCount(max(planner_row_estimate(self.object_list), counted))
+        return EstimatedCount(max(estimate, counted))
 
 
 # --- search by the shape of the term ----------------------------------------------------

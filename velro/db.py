@@ -18,7 +18,7 @@ VL422     invalid input (HINT names the field)        ValidationError
 import contextlib
 import json
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import EmptyResultSet, PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, connections, transaction
 from django.http import Http404
 from psycopg import sql
@@ -96,7 +96,10 @@ def planner_row_estimate(queryset) -> int:
     (velro.admin.EstimatedCountPaginator). Its ordering and joins are dropped: they cost
     planning time and do not change the number."""
     query = queryset.order_by().values("pk").query
-    statement, params = query.get_compiler(queryset.db).as_sql()
+    try:
+        statement, params = query.get_compiler(queryset.db).as_sql()
+    except EmptyResultSet:  # e.g. ``pk__in=[]``: Django knows it is empty without asking
+        return 0
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", params)
         (plan,) = cursor.fetchone()
