@@ -238,20 +238,7 @@ class ProvidersBench:
     def wait_rendered(self, ids: list, *, timeout: float) -> dict:
         """Wait until none of ``ids`` is pending or processing; the seconds from the
         queue's creation (one transaction: one created_at) to the last completion."""
-        deadline = time.monotonic() + timeout
-        with psycopg.connect(**connection_kwargs(self.db), autocommit=True) as conn:
-            while True:
-                row = conn.execute(
-                    "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),"
-                    " count(*) FILTER (WHERE status IN ('pending', 'processing')),"
-                    " extract(epoch FROM max(completed_at) - min(created_at))"
-                    " FROM public.generations WHERE id = ANY(%s)",
-                    [ids],
-                ).fetchone()
-                if row[2] == 0 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-        return {"completed": row[0], "failed": row[1], "open": row[2], "seconds": float(row[3] or 0.0)}
+        return wait_settled(self.db, ids, timeout=timeout, since="min", interval=0.1)
 
     def env(self, fal) -> dict:
         keys = jwt_keys.key_set()
@@ -359,20 +346,10 @@ class ProvidersBench:
             return ids, time.monotonic() - started
 
     def wait(self, ids: list, *, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        with psycopg.connect(**connection_kwargs(self.db), autocommit=True) as conn:
-            while True:
-                row = conn.execute(
-                    "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'), "
-                    "count(*) FILTER (WHERE status IN ('pending', 'processing')), "
-                    "extract(epoch FROM max(completed_at) - max(created_at)) "
-                    "FROM public.generations WHERE id = ANY(%s)",
-                    [ids],
-                ).fetchone()
-                if row[2] == 0 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.25)
-        return {"completed": row[0], "failed": row[1], "open": row[2], "seconds": round(float(row[3] or 0.0), 2)}
+        """Wait until none of ``ids`` is open; the seconds from the last submit to the
+        last completion."""
+        counts = wait_settled(self.db, ids, timeout=timeout, since="max", interval=0.25)
+        return {**counts, "seconds": round(counts["seconds"], 2)}
 
     # -- the database ------------------------------------------------------------------
 
@@ -496,6 +473,27 @@ class ProvidersBench:
             return 1
         self.out.write(self.style.SUCCESS("all provider targets PASS"))
         return 0
+
+
+def wait_settled(db: str, ids: list, *, timeout: float, since: str, interval: float) -> dict:
+    """Poll until none of the generations ``ids`` is pending or processing (or
+    ``timeout``): how many completed, failed and are still open, and the seconds from
+    their first (``since="min"``) or last (``"max"``) creation to the last completion."""
+    assert since in ("min", "max")
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(**connection_kwargs(db), autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),"
+                " count(*) FILTER (WHERE status IN ('pending', 'processing')),"
+                f" extract(epoch FROM max(completed_at) - {since}(created_at))"
+                " FROM public.generations WHERE id = ANY(%s)",
+                [ids],
+            ).fetchone()
+            if row[2] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(interval)
+    return {"completed": row[0], "failed": row[1], "open": row[2], "seconds": float(row[3] or 0.0)}
 
 
 def copy_lines(source, log) -> None:
