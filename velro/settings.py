@@ -138,9 +138,9 @@ else:
     embedded_db.add_bin_dir_to_path()
 
 # Server-side parameter binding: psycopg sends parameters apart from the SQL (no quoting
-# in Python) and prepares a statement run 5 times on a connection, so PostgreSQL stops
-# parsing and planning the hot queries on every request (make bench). Behind PgBouncer in
-# transaction mode, give it max_prepared_statements, or set DB_SERVER_SIDE_BINDING=0.
+# in Python). Statements are not prepared: Django passes prepare_threshold=None unless
+# OPTIONS sets it (so PgBouncer in transaction mode works as it is); make bench's
+# baseline runs the same way. DB_SERVER_SIDE_BINDING=0 goes back to client-side binding.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = _env_or_default(
     env.bool, "DB_SERVER_SIDE_BINDING", True
 )
