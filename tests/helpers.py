@@ -1,5 +1,6 @@
-"""Running manage.py in a subprocess against the test server (a real second process), and
-running callables at the same moment on their own database connections (races)."""
+"""Running manage.py in a subprocess against the test server (a real second process),
+running callables at the same moment on their own database connections (races), and
+counting an index's scans."""
 
 import os
 import subprocess
@@ -63,3 +64,11 @@ def run_together(*targets: Callable, timeout: float = 60):
         thread.join(timeout=timeout)
     assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
     return results
+
+
+def scans(index: str) -> int:
+    """How many times this transaction has scanned ``public.<index>`` so far: wrapped
+    around a real request, whether PostgreSQL read that index for it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_get_xact_numscans(%s::regclass)", [f"public.{index}"])
+        return cursor.fetchone()[0]

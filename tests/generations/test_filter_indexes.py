@@ -7,20 +7,13 @@ each, almost all completed with one model, a rare status, model, project and fav
 """
 
 import pytest
-from django.db import connection
 
 from generations.models import AIModel
 from projects.models import Project
+from tests.helpers import scans
 
 COMMON, RARE = "fal-ai/flux/dev", "fal-ai/flux/schnell"
 PER_PERSON = 4000
-
-
-def scans(index: str) -> int:
-    """How many times this transaction has scanned ``index`` so far."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_get_xact_numscans(%s::regclass)", [f"public.{index}"])
-        return cursor.fetchone()[0]
 
 
 @pytest.fixture

@@ -11,20 +11,15 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from generations import services
-from generations.models import AIModel, Generation, GenerationStat
+from generations.models import Generation, GenerationStat
 from generations.selectors import generation_stats_drift
 from health.base import Level
 from health.services import health_report
 from projects.models import Project
 from tests.conftest import as_role
-from tests.generations.conftest import FLUX
+from tests.generations.conftest import FLUX, make
 
 SCHNELL = "fal-ai/flux/schnell"  # 10 credits
-
-
-def make(user, model=FLUX, **kwargs):
-    kwargs.setdefault("prompt", "a lighthouse at dusk")
-    return services.generation_create(user=user, ai_model=AIModel.objects.get(pk=model), **kwargs)
 
 
 def kept(user) -> dict:

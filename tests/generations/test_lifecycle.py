@@ -16,7 +16,7 @@ from credits.models import CreditTransaction
 from generations import services
 from generations.models import AIModel, Generation
 from generations.providers import ProviderError
-from tests.generations.conftest import FLUX, VEO
+from tests.generations.conftest import FLUX, VEO, make
 
 
 def balance(user):
@@ -25,11 +25,6 @@ def balance(user):
 
 def refunds(generation):
     return CreditTransaction.objects.filter(generation=generation, type="refund").count()
-
-
-def make(user, model=FLUX, **kwargs):
-    kwargs.setdefault("prompt", "a lighthouse at dusk")
-    return services.generation_create(user=user, ai_model=AIModel.objects.get(pk=model), **kwargs)
 
 
 def test_register_to_output_file_through_the_worker(alice, api_as, client):

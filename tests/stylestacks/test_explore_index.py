@@ -13,6 +13,8 @@ import json
 import pytest
 from django.db import connection
 
+from tests.helpers import scans
+
 EXPLORE = "/api/v1/style-stacks/explore"
 STACKS = 4000
 RARE_WORD = "zanzibar"  # in the names of 4 stacks out of thousands
@@ -42,13 +44,6 @@ def crowd(alice, sql):
         sql("SELECT gin_clean_pending_list(%s::regclass)", [f"public.{index}"])
     sql("ANALYZE public.style_stacks")
     assert sql("SELECT count(*) FROM public.style_stacks WHERE search_vector IS NULL") == [(0,)]
-
-
-def scans(index: str) -> int:
-    """How many times this transaction has scanned ``index`` so far."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_get_xact_numscans(%s::regclass)", [f"public.{index}"])
-        return cursor.fetchone()[0]
 
 
 def plan_nodes(node: dict):
