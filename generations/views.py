@@ -214,10 +214,11 @@ class GenerationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseGe
     )
     @action(detail=False, methods=["get"], pagination_class=None, filterset_class=None)
     def stats(self, request):
-        # The caller's rows of the counts the triggers keep (generations 0015), under
-        # RLS: a few rows whatever the history, not a scan of every generation.
+        # The caller's rows of the counts the triggers keep (generations 0015), scoped
+        # to the owner like every other read of this viewset (and by RLS underneath): a
+        # few rows whatever the history, not a scan of every generation.
         rows = (
-            GenerationStat.objects.filter(count__gt=0)
+            self.owned(GenerationStat.objects.filter(count__gt=0))
             .order_by("status", "ai_model_id")
             .values_list("status", "ai_model_id", "count", "credits_charged")
         )
