@@ -698,16 +698,24 @@ class Bench:
             "samples_file": str(samples_path),
         }
         plan_path.write_text(json.dumps(plan))
-        cmd = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-            "-u", str(clients), "-r", str(clients), "-t", f"{max(1, round(seconds))}s", "--stop-timeout", "0",
-            "--host", server.url, "--exit-code-on-error", "0", "--loglevel", "WARNING",
-        ]  # fmt: skip
-        with open(self.workdir / f"{name}.locust.log", "wb") as log:
-            subprocess.run(cmd, env={**os.environ, "BENCH_PLAN": str(plan_path)}, stdout=log, stderr=subprocess.STDOUT,
-                           check=True, timeout=seconds + 120)  # fmt: skip
-        data = json.loads(samples_path.read_text())
-        samples = data["samples"]
+        # A window in which no response came back measured nothing (a short smoke window on
+        # a busy machine can end before locust's clients have sent their first request):
+        # run it again, twice as long, at most twice.
+        for attempt in range(3):
+            window = seconds * 2**attempt
+            cmd = [
+                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+                "-u", str(clients), "-r", str(clients), "-t", f"{max(1, round(window))}s", "--stop-timeout", "0",
+                "--host", server.url, "--exit-code-on-error", "0", "--loglevel", "WARNING",
+            ]  # fmt: skip
+            with open(self.workdir / f"{name}.locust.log", "wb") as log:
+                subprocess.run(cmd, env={**os.environ, "BENCH_PLAN": str(plan_path)}, stdout=log,
+                               stderr=subprocess.STDOUT, check=True, timeout=window + 120)  # fmt: skip
+            data = json.loads(samples_path.read_text())
+            samples = data["samples"]
+            if samples:
+                break
+            self.say(f"{name}: no response within {window:.1f} s; measuring again for {2 * window:.1f} s")
         allowed = set(data["expect"])
         errors = sum(1 for _, _, status in samples if status not in allowed)
         latencies = [ms for _, ms, _ in samples]
@@ -716,7 +724,7 @@ class Bench:
             end = max(start + ms / 1000 for start, ms, _ in samples)
             span = max(end - begin, 1e-9)
         else:
-            span = seconds
+            span = window
         run = Run(
             name,
             clients,

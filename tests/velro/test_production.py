@@ -249,6 +249,9 @@ def test_gunicorn_serves_the_api_and_static_files(db, tmp_path, settings):
     collected = python("manage.py", "collectstatic", "--no-input", "--verbosity", "0", env=env, timeout=120)
     assert collected.returncode == 0, collected.stderr
     assert (tmp_path / "static" / "staticfiles.json").is_file()  # the manifest storage ran
+    # Pre-compressed copies for what browsers fetch; none for source maps (settings).
+    assert list((tmp_path / "static").rglob("*.js.br")) and list((tmp_path / "static").rglob("*.css.gz"))
+    assert list((tmp_path / "static").rglob("*.map")) and not list((tmp_path / "static").rglob("*.map.*"))
 
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as log:
