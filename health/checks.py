@@ -22,7 +22,9 @@ from credits.selectors import credits_invariant_violations
 from generations.media_files import dangling_files
 from generations.models import Generation
 from generations.selectors import generation_stats_drift
+from health.backups import last_verified_at
 from health.base import Level, Outcome
+from health.models import BackupRun
 from projects.models import Project
 from stylestacks.models import StylePreset, StyleStack
 
@@ -557,6 +559,71 @@ def check_media_files(cursor) -> Outcome:
     return Outcome(Level.OK, f"the files of the {checked} newest generation(s) with files are all stored", [])
 
 
+# --- backups --------------------------------------------------------------------------
+
+# The newest verified backup's age (README, "Backups"): daily backups leave it under 24 h;
+# 26 h allows a slow run, 50 h means two missed days.
+BACKUP_WARN_AGE = timedelta(hours=26)
+BACKUP_ERROR_AGE = timedelta(hours=50)
+
+
+def _hours(age: timedelta) -> str:
+    return f"{age.total_seconds() / 3600:.1f} h"
+
+
+def check_backups(cursor) -> Outcome:
+    """How old the data of the newest backup proven by a restore is.
+
+    None ever verified: OK while the database itself is younger than BACKUP_WARN_AGE (a
+    fresh `make run` or test database: the first scheduled backup is not due yet), WARN
+    after that, never ERROR: an existing deployment upgrading to scheduled backups must
+    not fail its `dbhealth` step until the first night has passed."""
+    now = timezone.now()
+    verified = last_verified_at()
+    newest = BackupRun.objects.order_by("-started_at", "-id").first()
+    details = []
+    if newest is not None:
+        outcome = {True: "verified", False: "verification failed", None: "not verified"}[newest.verify_ok]
+        if newest.status == BackupRun.Status.FAILED:
+            outcome = "failed"
+        details.append(
+            {
+                "backup": "newest",
+                "name": newest.name,
+                "started": newest.started_at.isoformat(),
+                "outcome": outcome,
+                "detail": (newest.error or newest.verify_detail)[:300],
+            }
+        )
+    schedule = (
+        f"scheduled daily at {settings.BACKUP_HOUR:02d}:00 UTC"
+        if settings.BACKUP_SCHEDULE == "daily"
+        else "no schedule (BACKUP_SCHEDULE=off)"
+    )
+    if verified is None:
+        cursor.execute("SELECT min(applied) FROM django_migrations")
+        created = cursor.fetchone()[0] or now
+        if now - created <= BACKUP_WARN_AGE:
+            return Outcome(
+                Level.OK, f"no verified backup yet; the database is {_hours(now - created)} old ({schedule})", details
+            )
+        return Outcome(
+            Level.WARN, f"no verified backup yet ({schedule}): run `manage.py backup` then `backup --verify`", details
+        )
+    age = now - verified
+    details.insert(
+        0, {"backup": "last verified", "name": "", "started": verified.isoformat(), "outcome": "verified", "detail": ""}
+    )
+    summary = f"the last verified backup is {_hours(age)} old ({schedule})"
+    if age > BACKUP_ERROR_AGE:
+        return Outcome(Level.ERROR, summary, details)
+    if age > BACKUP_WARN_AGE:
+        return Outcome(Level.WARN, summary, details)
+    if newest is not None and (newest.status == BackupRun.Status.FAILED or newest.verify_ok is False):
+        return Outcome(Level.WARN, f"{summary}, but the newest backup {details[-1]['outcome']}", details)
+    return Outcome(Level.OK, summary, details)
+
+
 CheckFunction = Callable[..., Outcome]
 
 # The report, in order. A name is also how the command's progress line and the tests
@@ -575,4 +642,5 @@ CHECKS: list[tuple[str, CheckFunction]] = [
     ("grants", check_grants),
     ("auth settings", check_auth_settings),
     ("media files", check_media_files),
+    ("backups", check_backups),
 ]

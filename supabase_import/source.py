@@ -28,7 +28,7 @@ from django.db import DEFAULT_DB_ALIAS
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from velro.management.commands.backup import find_binary, libpq_params, pg_env, server_major
+from velro.pg_client import find_binary, libpq_params, pg_env, server_major
 
 # The tables read, as (schema, table).
 TABLES = (

@@ -497,6 +497,24 @@ PROCRASTINATE_WORKER_DEFAULTS = {
     "delete_jobs": "successful",
 }
 
+# --- Backups (README, "Backups") ------------------------------------------------------
+# procrastinate's worker takes a pg_dump daily at BACKUP_HOUR (UTC), prunes old copies and
+# verifies the new one by a restore (health/tasks.py). BACKUP_SCHEDULE=off: no schedule
+# (`manage.py backup` still works). Copies go to the media bucket's backups/ prefix with
+# MEDIA_STORAGE=s3, else to <VELRO_DATA_DIR>/backups/.
+BACKUP_SCHEDULE = env.str("BACKUP_SCHEDULE", default="") or "daily"
+if BACKUP_SCHEDULE not in ("daily", "off"):
+    raise ImproperlyConfigured(f"BACKUP_SCHEDULE must be daily or off, not {BACKUP_SCHEDULE!r}.")
+BACKUP_HOUR = _env_or_default(env.int, "BACKUP_HOUR", 3)
+if not 0 <= BACKUP_HOUR <= 23:
+    raise ImproperlyConfigured("BACKUP_HOUR must be an hour of the day, 0 to 23 (UTC).")
+# Retention: the newest copy of each of the last BACKUP_KEEP_DAILY days that have one,
+# and beyond those the newest of each of BACKUP_KEEP_WEEKLY ISO weeks.
+BACKUP_KEEP_DAILY = _env_or_default(env.int, "BACKUP_KEEP_DAILY", 7)
+BACKUP_KEEP_WEEKLY = _env_or_default(env.int, "BACKUP_KEEP_WEEKLY", 4)
+if BACKUP_KEEP_DAILY < 1 or BACKUP_KEEP_WEEKLY < 0:
+    raise ImproperlyConfigured("BACKUP_KEEP_DAILY must be 1 or more and BACKUP_KEEP_WEEKLY 0 or more.")
+
 # Django's default hashers (the first hashes new passwords), and bcrypt for passwords
 # carried over from Supabase Auth: verified, then re-hashed with the first at the next
 # sign-in (accounts/hashers.py).

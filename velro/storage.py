@@ -10,6 +10,11 @@ is in use. This module imports no domain app.
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+# With MEDIA_STORAGE=s3 the database's backups share the media bucket under this prefix
+# (health/backups.py). No row ever names a file there: media links refuse it and
+# media_gc never lists it (they are not media, and not orphans).
+BACKUP_PREFIX = "backups/"
+
 
 def store(name: str, data: bytes) -> str:
     """Save ``data`` under the generated ``name`` (or a free variant of it) in the media

@@ -25,7 +25,7 @@ from projects.models import Project
 from stylestacks.models import StyleStack
 from supabase_import.source import restore_list
 from tests.helpers import database_url
-from velro.management.commands.backup import find_binary, libpq_params, pg_env, server_major
+from velro.pg_client import find_binary, libpq_params, pg_env, server_major
 
 # GoTrue's auth.users (as of 2024-2025; the columns the import reads and the ones around them).
 SCHEMA = """

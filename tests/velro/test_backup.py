@@ -13,7 +13,7 @@ from django.db import connection
 from psycopg import sql
 
 from tests.helpers import ROOT, database_url, manage, manage_env
-from velro.management.commands import backup
+from velro import pg_client
 
 COUNTED = ["auth.users", "public.users", "public.credit_transactions", "django_migrations"]
 
@@ -128,37 +128,37 @@ def test_backup_defaults_to_the_data_dir(db, settings, tmp_path, capsys):
 
 
 def test_backup_fails_clearly_without_a_matching_pg_dump(db, monkeypatch, tmp_path):
-    monkeypatch.setattr(backup, "candidate_binaries", lambda name, major: [])
+    monkeypatch.setattr(pg_client, "candidate_binaries", lambda name, major: [])
     with pytest.raises(CommandError, match="No pg_dump for PostgreSQL"):
         call_command("backup", "--output", str(tmp_path / "x.dump"))
     assert not list(tmp_path.iterdir())
 
 
 def test_binaries_match_the_server_version(db):
-    major, _ = backup.server_major()
-    chosen = backup.find_binary("pg_dump", major)
-    assert backup.client_major(chosen) >= major
+    major, _ = pg_client.server_major()
+    chosen = pg_client.find_binary("pg_dump", major)
+    assert pg_client.client_major(chosen) >= major
     exact = f"/usr/lib/postgresql/{major}/bin/pg_dump"
     assert chosen == exact or not os.path.exists(exact)
     with pytest.raises(CommandError, match="PostgreSQL 99"):
-        backup.find_binary("pg_dump", 99)  # no client is that new
+        pg_client.find_binary("pg_dump", 99)  # no client is that new
 
 
 def test_an_older_client_is_never_used(db, monkeypatch, tmp_path):
-    major, _ = backup.server_major()
+    major, _ = pg_client.server_major()
     # A stand-in pg_dump that reports a version older than any server we support.
     older = tmp_path / "pg_dump"
     older.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
     older.chmod(0o755)
-    assert backup.client_major(str(older)) == 9
-    monkeypatch.setattr(backup, "candidate_binaries", lambda name, major: [str(older)])
+    assert pg_client.client_major(str(older)) == 9
+    monkeypatch.setattr(pg_client, "candidate_binaries", lambda name, major: [str(older)])
     with pytest.raises(CommandError, match=r"Found only: .*\(PostgreSQL 9\)"):
-        backup.find_binary("pg_dump", major)
+        pg_client.find_binary("pg_dump", major)
 
 
 def test_connection_parameters_go_through_the_environment(monkeypatch):
     monkeypatch.setenv("PGPORT", "1")  # a stray variable of the shell must not win
-    env = backup.pg_env(
+    env = pg_client.pg_env(
         {"host": "db.internal", "port": "6543", "user": "velro", "password": "s3cret", "dbname": "velro"}, "other"
     )
     assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGPASSWORD"]) == (
@@ -171,7 +171,7 @@ def test_connection_parameters_go_through_the_environment(monkeypatch):
 
 
 def test_libpq_params_follow_django(db):
-    params = backup.libpq_params()
+    params = pg_client.libpq_params()
     assert params["dbname"] == connection.settings_dict["NAME"]
     assert params["host"] == connection.get_connection_params()["host"]
     assert "cursor_factory" not in params and "context" not in params

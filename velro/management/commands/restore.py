@@ -9,8 +9,6 @@ RLS roles (anon, authenticated, service_role); roles are cluster-wide and not in
 so they are created first when missing, exactly as the first migration does.
 """
 
-import importlib
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,15 +17,17 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
-from velro.management.commands.backup import find_binary, libpq_params, pg_env, server_major
-
-RLS_ROLES = ("anon", "authenticated", "service_role")
-DUMP_MAGIC = b"PGDMP"  # first bytes of a pg_dump custom-format archive
-
-
-def roles_sql() -> str:
-    """The first migration's idempotent role set-up (create if missing, grant to us)."""
-    return importlib.import_module("velro.migrations.0001_supabase_conventions").ROLES
+from velro.pg_client import (
+    CHECKSUM_SUFFIX,
+    ensure_roles,
+    find_binary,
+    is_dump,
+    libpq_params,
+    parse_checksum,
+    pg_restore,
+    server_major,
+    sha256_file,
+)
 
 
 class Command(BaseCommand):
@@ -46,9 +46,17 @@ class Command(BaseCommand):
         path = Path(file).expanduser().resolve()
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        with path.open("rb") as fh:
-            if fh.read(len(DUMP_MAGIC)) != DUMP_MAGIC:
-                raise CommandError(f"{path} is not a pg_dump custom-format archive (made by `manage.py backup`).")
+        if not is_dump(path):
+            raise CommandError(f"{path} is not a pg_dump custom-format archive (made by `manage.py backup`).")
+        checksum = path.with_name(path.name + CHECKSUM_SUFFIX)
+        if checksum.is_file():  # written beside every copy by `manage.py backup`
+            expected, actual = parse_checksum(checksum.read_text()), sha256_file(path)
+            if expected != actual:
+                raise CommandError(
+                    f"{path.name} does not match its checksum ({checksum.name}: {expected or 'empty'}, "
+                    f"the file: {actual}): the copy is damaged; restore another one."
+                )
+            self.stdout.write(f"Checksum of {path.name} matches {checksum.name}")
 
         params = libpq_params(database)
         configured = params.pop("dbname")
@@ -65,7 +73,7 @@ class Command(BaseCommand):
                         f"{target} is {what}: restoring replaces its contents. Stop the app and the workers, "
                         "then run again with --yes."
                     )
-                pg_restore = find_binary("pg_restore", major)
+                binary = find_binary("pg_restore", major)
                 if not exists:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
                     self.stdout.write(f"Created database {target}")
@@ -73,53 +81,11 @@ class Command(BaseCommand):
             raise CommandError(f"Database error: {exc}") from exc
 
         connections[database].close()  # our own session must not hold locks on what pg_restore drops
-        self.ensure_roles(params, target)
+        missing = ensure_roles(params, target)
+        if missing:
+            self.stdout.write(f"Created the RLS roles {', '.join(missing)} (cluster-wide, not in the dump)")
 
-        self.stdout.write(f"Restoring {path.name} into {target} (PostgreSQL {version}) with {pg_restore}")
+        self.stdout.write(f"Restoring {path.name} into {target} (PostgreSQL {version}) with {binary}")
         started = time.monotonic()
-        command = [
-            pg_restore,
-            f"--dbname={target}",
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            "--exit-on-error",
-            str(path),
-        ]
-        if options["verbosity"] >= 2:
-            command.insert(1, "--verbose")
-        try:
-            result = subprocess.run(
-                command,
-                env=pg_env(params, target),
-                stdout=subprocess.PIPE,
-                stderr=None if options["verbosity"] >= 2 else subprocess.PIPE,
-                text=True,
-            )
-        except OSError as exc:
-            raise CommandError(f"Cannot run {pg_restore}: {exc}") from exc
-        if result.returncode != 0:
-            raise CommandError(
-                f"pg_restore failed (exit {result.returncode}); {target} is unchanged: {(result.stderr or '').strip()}"
-            )
+        pg_restore(path, binary=binary, params=params, target=target, verbose=options["verbosity"] >= 2)
         self.stdout.write(self.style.SUCCESS(f"Restored {target} in {time.monotonic() - started:.1f} s"))
-
-    def ensure_roles(self, params: dict, target: str) -> None:
-        try:
-            with psycopg.connect(**params, dbname=target, autocommit=True) as conn:
-                present = {
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [list(RLS_ROLES)]
-                    ).fetchall()
-                }
-                missing = [role for role in RLS_ROLES if role not in present]
-                if missing:
-                    self.stdout.write(f"Creating the RLS roles {', '.join(missing)} (cluster-wide, not in the dump)")
-                    conn.execute(roles_sql())
-        except psycopg.Error as exc:
-            raise CommandError(
-                f"The roles {', '.join(RLS_ROLES)} are missing and could not be created ({exc}). "
-                "Create them as a superuser first (README, 'Deploy')."
-            ) from exc
