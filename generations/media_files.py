@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import Profile
 from generations.models import Generation
 from generations.outputs import stored_paths
+from velro.storage import BACKUP_PREFIX
 
 
 def referenced_names() -> set[str]:
@@ -32,13 +33,15 @@ def referenced_names() -> set[str]:
 
 
 def stored_names(directory: str = "") -> Iterator[str]:
-    """Every file in the media storage, depth first."""
+    """Every file in the media storage, depth first; not the database's backups, which
+    share the bucket under BACKUP_PREFIX with MEDIA_STORAGE=s3 (health/backups.py)."""
     directories, files = default_storage.listdir(directory)
     prefix = f"{directory.rstrip('/')}/" if directory else ""
     for name in files:
         yield prefix + name
     for child in directories:
-        yield from stored_names(prefix + child)
+        if f"{prefix}{child}/" != BACKUP_PREFIX:
+            yield from stored_names(prefix + child)
 
 
 def is_older_than(name: str, age: timedelta, now: datetime | None = None) -> bool:

@@ -34,6 +34,8 @@ from django.core.files.storage import default_storage
 from django.utils.encoding import filepath_to_uri, iri_to_uri
 from django.utils.http import content_disposition_header
 
+from velro.storage import BACKUP_PREFIX
+
 SALT = "velro.media-link"
 
 
@@ -118,6 +120,8 @@ class LinkMinter:
         return prefix if iri_to_uri(prefix) == prefix else None
 
     def __call__(self, name: str, *, download: bool = False) -> str:
+        if name.startswith(BACKUP_PREFIX):  # the database's backups share an S3 bucket: never linked
+            raise ValueError(f"no media link to a backup: {name}")
         if self.s3:
             return _presigned_url(name, self.ttl, download)
         expires = link_expiry(self.ttl)

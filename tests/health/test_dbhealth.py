@@ -318,7 +318,7 @@ def test_a_failing_check_is_an_error_and_the_others_still_run(db, monkeypatch):
     def broken(cursor):
         cursor.execute("SELECT * FROM public.no_such_table")
 
-    monkeypatch.setattr("health.services.CHECKS", [("broken", broken), *CHECKS[-2:]])
+    monkeypatch.setattr("health.services.CHECKS", [("broken", broken), *CHECKS[-3:-1]])
 
     report = health_report()
 
@@ -340,8 +340,9 @@ def test_the_command_prints_progress_and_tables_and_exits_0_when_nothing_is_an_e
 
     text = out.getvalue()
     assert f"[1/{len(CHECKS)}] counts … OK (" in text
-    assert f"[{len(CHECKS) - 1}/{len(CHECKS)}] auth settings … OK (" in text
-    assert f"[{len(CHECKS)}/{len(CHECKS)}] media files … OK (" in text
+    assert f"[{len(CHECKS) - 2}/{len(CHECKS)}] auth settings … OK (" in text
+    assert f"[{len(CHECKS) - 1}/{len(CHECKS)}] media files … OK (" in text
+    assert f"[{len(CHECKS)}/{len(CHECKS)}] backups … OK (" in text
     assert f"auth settings: OK — {AUTH_SETTINGS_OK}" in text
     assert "auth.users → generations" in text  # the FK table
     assert text.rstrip().endswith(f"Overall: OK ({len(CHECKS)} OK, 0 WARN, 0 ERROR)")
