@@ -27,6 +27,7 @@ from accounts.sessions import session_start
 from billing.models import CreditPack, Order, Plan, StripeCustomer, StripeEvent
 from generations.models import AIModel, WebhookDelivery
 from generations.services import generation_create
+from health.models import BackupRun
 from projects.services import project_create
 from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack
 from stylestacks.services import stylestack_create
@@ -268,6 +269,9 @@ MATRIX = {
     "public.otp_static_statictoken": SIGN_IN_SECRETS,
     "public.otp_totp_totpdevice": SIGN_IN_SECRETS,
     "public.procrastinate_jobs": QUEUE,
+    # The record of backups (health): written by `manage.py backup` and the worker as the
+    # owner; it names where copies of the whole database are, so no API role reads it.
+    "public.backup_runs": QUEUE,
     "public.procrastinate_events": QUEUE,
     "public.procrastinate_periodic_defers": QUEUE,
     "public.procrastinate_workers": QUEUE,
@@ -480,6 +484,10 @@ TABLES = {
         insert="INSERT INTO public.procrastinate_jobs (queue_name, task_name, args) "
         "VALUES ('matrix', 'matrix.new', '{}') RETURNING true",
     ),
+    "public.backup_runs": Table(
+        insert="INSERT INTO public.backup_runs (storage, status, row_counts, started_at) "
+        "VALUES ('local', 'taken', '{}', now()) RETURNING true",
+    ),
     "public.procrastinate_events": Table(
         insert="INSERT INTO public.procrastinate_events (job_id, type) VALUES (%(job)s, 'deferred') RETURNING true",
     ),
@@ -602,6 +610,8 @@ def world(alice, bob):
     StaticDevice.objects.create(user=zed, name="matrix", confirmed=True).token_set.create(token="matrix")
     if "public.cache_entries" in database_tables():
         cache.set("matrix", 1)
+    # A backup's record.
+    BackupRun.objects.create(name="matrix.dump", storage="local", status="taken", started_at=timezone.now())
     # The task queue: a job (its "deferred" event comes from a trigger), a worker, and a
     # periodic task's record of having deferred the job.
     with connection.cursor() as cursor:
