@@ -28,7 +28,7 @@ export FAL_JWKS_URL = http://127.0.0.1:$(FAKE_FAL_PORT)/.well-known/jwks.json
 export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 endif
 
-.PHONY: install install-js install-browser run worker migrate serve backup restore test fuzz bench lint stop-db dbshell clean
+.PHONY: install install-js install-browser run worker migrate serve backup backup-verify restore test fuzz bench lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -88,9 +88,14 @@ serve: migrate
 	$(MANAGE) collectstatic --no-input --verbosity 0
 	HOST=$(HOST) PORT=$(PORT) exec $(VENV)/bin/gunicorn -c gunicorn.conf.py velro.wsgi
 
-# pg_dump -Fc of the configured database into .data/backups/ (or OUTPUT=file).
+# pg_dump -Fc of the configured database into the backup storage (.data/backups/, or the
+# media bucket's backups/ with MEDIA_STORAGE=s3; OUTPUT=file: that file), then retention.
 backup: install
 	$(MANAGE) backup $(if $(OUTPUT),--output $(OUTPUT))
+
+# Prove the newest backup: restored into a scratch database, checked, counted, dropped.
+backup-verify: install
+	$(MANAGE) backup --verify
 
 # Restore FILE into the configured database (asks for --yes: it replaces its contents).
 restore: install

@@ -300,6 +300,26 @@ def test_the_daily_task_is_scheduled_at_backup_hour_and_runs_the_whole_chain(db,
     assert scratch_databases() == []
 
 
+def test_the_workers_periodic_deferrer_defers_it_at_backup_hour_only(settings):
+    """What `procrastinate worker` does in its periodic deferrer (a side task every v3
+    worker starts): at BACKUP_HOUR:00 UTC the task is due with that timestamp, and a
+    worker that starts more than 10 minutes late skips the day (procrastinate's
+    MAX_DELAY)."""
+    from procrastinate.contrib.django import app
+    from procrastinate.periodic import PeriodicDeferrer
+
+    tick = datetime(2026, 12, 7, settings.BACKUP_HOUR, tzinfo=UTC).timestamp()
+
+    def due(at: float) -> list:
+        deferrer = PeriodicDeferrer(registry=app.periodic_registry)
+        return [stamp for task, stamp in deferrer.get_previous_tasks(at=at) if task.task is backup_daily]
+
+    assert due(tick + 5) == [tick]
+    assert due(tick + 9 * 60) == [tick]
+    assert due(tick + 11 * 60) == []
+    assert due(tick - 60) == []  # yesterday's is long past, today's not yet due
+
+
 def test_a_second_backup_while_one_runs_is_skipped(db):
     with backups.backup_lock():
         assert backup_daily(timestamp=0) == {
