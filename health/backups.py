@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -221,6 +221,14 @@ def backup_lock(alias: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         if not conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
             raise BackupBusy("another backup of this database is running; try again when it has finished")
         try:
+            # With the lock, nothing else is running: a row still "running" is a process
+            # that died (killed, machine lost), and so is a day-old scratch database.
+            BackupRun.objects.filter(status=BackupRun.Status.RUNNING).update(
+                status=BackupRun.Status.FAILED,
+                finished_at=timezone.now(),
+                error="interrupted: the process ended before the backup finished",
+            )
+            drop_stale_scratch_databases(conn)
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
@@ -525,6 +533,28 @@ def scratch_database(params: dict, source: str, name: str) -> Iterator[None]:
     finally:
         with psycopg.connect(**params, dbname=source, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# velro_verify_<YYYYmmddHHMMSS>_<random>: its creation time is in its name.
+_SCRATCH_STAMP = re.compile(rf"^{SCRATCH_PREFIX}(\d{{14}})_[0-9a-f]+$")
+STALE_SCRATCH_AGE = timedelta(days=1)
+
+
+def drop_stale_scratch_databases(conn: psycopg.Connection) -> list[str]:
+    """Drop the scratch databases created more than a day ago (a verification that was
+    killed before its own drop); younger ones may be another database's verification
+    in progress on the same server. The names dropped."""
+    dropped = []
+    rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [SCRATCH_PREFIX]).fetchall()
+    for (name,) in rows:
+        match = _SCRATCH_STAMP.match(name)
+        if not match:
+            continue
+        created = datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        if timezone.now() - created > STALE_SCRATCH_AGE:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            dropped.append(name)
+    return dropped
 
 
 @contextlib.contextmanager

@@ -330,6 +330,29 @@ def test_a_second_backup_while_one_runs_is_skipped(db):
     assert not BackupRun.objects.exists()
 
 
+def test_taking_the_lock_clears_what_a_killed_run_left(db):
+    """A run killed mid-way (SIGKILL, a lost machine) leaves a row "running" and maybe a
+    scratch database: with the lock held nothing else runs, so the row is failed and a
+    scratch database older than a day dropped (a younger one may be another database's
+    verification on the same server)."""
+    stale = BackupRun.objects.create(name="killed.dump", storage="local", started_at=timezone.now())
+    young = f"velro_verify_{timezone.now():%Y%m%d%H%M%S}_abc123"
+    old = "velro_verify_20200101000000_abc123"
+    with admin_conn() as conn:
+        for name in (young, old):
+            conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with backups.backup_lock():
+            pass
+        assert scratch_databases() == [young]
+    finally:
+        with admin_conn() as conn:
+            for name in (young, old):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    stale.refresh_from_db()
+    assert stale.status == "failed" and stale.error.startswith("interrupted")
+
+
 def test_procrastinates_worker_runs_a_deferred_backup(worker, sql):
     backup_daily.defer(timestamp=0)
 
