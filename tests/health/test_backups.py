@@ -422,3 +422,20 @@ def test_last_verified_at_reads_one_entry_of_its_partial_index(db, sql):
     )
     plan = "\n".join(row[0] for row in sql(f"EXPLAIN {query}", params))
     assert "Scan using backup_runs_verified_idx" in plan and "Sort" not in plan  # (an index-only scan)
+
+
+# --- the admin ------------------------------------------------------------------------
+
+
+def test_the_admin_lists_backups_read_only_with_status_age_and_size(client, staff):
+    verified(5, size=3 * 1024 * 1024)
+    client.force_login(staff)
+
+    page = client.get("/admin/health/backuprun/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "v5" in text and "verified" in text and "5.0 h" in text and "3.0 MB" in text
+    assert client.get("/admin/health/backuprun/add/").status_code == 403
+    change = client.get(f"/admin/health/backuprun/{BackupRun.objects.get().pk}/change/")
+    assert change.status_code == 200 and 'name="_save"' not in change.content.decode()

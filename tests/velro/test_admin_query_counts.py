@@ -15,6 +15,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from procrastinate.contrib.django.models import ProcrastinateJob
 
@@ -23,6 +24,7 @@ from billing.models import CreditPack, Order, StripeCustomer, StripeEvent
 from credits.models import CreditTransaction
 from credits.services import credits_charge, credits_grant
 from generations.models import AIModel, Generation
+from health.models import BackupRun
 from projects.models import Project
 from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack, StyleStackVersion
 from stylestacks.schema import validate_document
@@ -60,6 +62,16 @@ def jobs(count):
     for i in range(count):
         delete_media.defer(names=[f"old/{next(_batch)}-{i}.png"])
     return ProcrastinateJob.objects.order_by("id").first()
+
+
+def backup_runs(count):
+    now = timezone.now()
+    return BackupRun.objects.bulk_create(
+        [
+            BackupRun(name=f"velro-{i}.dump", storage="local", status="taken", started_at=now, finished_at=now, size=i)
+            for i in range(count)
+        ]
+    )[0]
 
 
 def ai_models(count):
@@ -160,6 +172,7 @@ ROWS = {
     "billing.order": orders,
     "billing.stripeevent": stripe_events,
     "billing.stripecustomer": stripe_customers,
+    "health.backuprun": backup_runs,
 }
 
 NO_ROWS = {
