@@ -29,7 +29,7 @@ RUN SECRET_KEY=build-only-collectstatic-key-never-used-at-runtime-0123456789 \
     DEBUG=0 \
     DATABASE_URL=postgres://build:build@127.0.0.1:5432/build \
     python manage.py collectstatic --no-input --verbosity 1 \
- && mkdir -p /data/media \
+ && mkdir -p /data/media /data/backups \
  && chown -R velro:velro /data
 
 USER velro

@@ -38,6 +38,7 @@ from pathlib import Path
 import psycopg
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
@@ -181,8 +182,6 @@ class S3Store:
             self.storage.save(name, File(fh, name=name))
 
     def put_text(self, name: str, text: str) -> None:
-        from django.core.files.base import ContentFile
-
         self.storage.save(name, ContentFile(text.encode()))
 
     def read_text(self, name: str) -> str:
@@ -204,10 +203,11 @@ class S3Store:
 
 
 def backup_store() -> LocalStore | S3Store:
-    """Where copies go: the media bucket with MEDIA_STORAGE=s3, else the data folder."""
+    """Where copies go: the media bucket with MEDIA_STORAGE=s3, else BACKUP_DIR (default
+    the data folder's backups/)."""
     if settings.MEDIA_STORAGE == "s3":
         return S3Store(settings.STORAGES["default"])
-    return LocalStore(Path(settings.VELRO_DATA_DIR) / BACKUP_PREFIX.rstrip("/"))
+    return LocalStore(Path(settings.BACKUP_DIR or Path(settings.VELRO_DATA_DIR) / BACKUP_PREFIX.rstrip("/")))
 
 
 # --- one backup at a time --------------------------------------------------------------

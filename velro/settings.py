@@ -508,6 +508,9 @@ if BACKUP_SCHEDULE not in ("daily", "off"):
 BACKUP_HOUR = _env_or_default(env.int, "BACKUP_HOUR", 3)
 if not 0 <= BACKUP_HOUR <= 23:
     raise ImproperlyConfigured("BACKUP_HOUR must be an hour of the day, 0 to 23 (UTC).")
+# Without S3: where copies go (default <VELRO_DATA_DIR>/backups; a volume of its own in
+# Docker Compose).
+BACKUP_DIR = env.str("BACKUP_DIR", default="") or None
 # Retention: the newest copy of each of the last BACKUP_KEEP_DAILY days that have one,
 # and beyond those the newest of each of BACKUP_KEEP_WEEKLY ISO weeks.
 BACKUP_KEEP_DAILY = _env_or_default(env.int, "BACKUP_KEEP_DAILY", 7)

@@ -73,6 +73,14 @@ def test_a_backup_goes_to_the_data_folder_with_its_checksum_and_row_counts(db, t
     assert record.verify_ok is None
 
 
+def test_backup_dir_moves_the_copies(db, settings, tmp_path):
+    settings.BACKUP_DIR = str(tmp_path / "elsewhere")
+    record = backup_take()
+    assert record.location == str(tmp_path / "elsewhere" / record.name)
+    assert (tmp_path / "elsewhere" / f"{record.name}.sha256").is_file()
+    assert backup_verify().verify_ok is True
+
+
 def test_verify_restores_the_newest_copy_checks_and_counts_it_and_records_it(db, tmp_path):
     run()
     newer = backup_take()
