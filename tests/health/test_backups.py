@@ -5,6 +5,7 @@ the dbhealth check of the last verified backup's age."""
 
 import hashlib
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -161,6 +162,19 @@ def test_a_health_error_in_the_restored_copy_fails_verification(db):
     record.refresh_from_db()
     assert record.verify_ok is False and "grants" in record.verify_detail
     assert scratch_databases() == []
+
+
+def test_json_prints_the_record_and_progress_goes_to_stderr(db):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("backup", "--json", stdout=out, stderr=err)
+    taken = json.loads(out.getvalue())
+    assert taken["status"] == "taken" and taken["verify_ok"] is None and taken["rows"] > 0
+    assert "Counted" in err.getvalue()
+
+    out = io.StringIO()
+    call_command("backup", "--verify", "--json", stdout=out, stderr=io.StringIO())
+    verified = json.loads(out.getvalue())
+    assert (verified["name"], verified["verify_ok"]) == (taken["name"], True)
 
 
 def test_nothing_to_verify_is_a_clear_error(db):
