@@ -461,3 +461,28 @@ def test_the_admin_lists_backups_read_only_with_status_age_and_size(client, staf
     assert client.get("/admin/health/backuprun/add/").status_code == 403
     change = client.get(f"/admin/health/backuprun/{BackupRun.objects.get().pk}/change/")
     assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BACKUP_HOUR", "24", "BACKUP_HOUR must be an hour of the day"),
+        ("BACKUP_SCHEDULE", "hourly", "BACKUP_SCHEDULE must be daily or off"),
+        ("BACKUP_KEEP_DAILY", "0", "BACKUP_KEEP_DAILY must be 1 or more"),
+    ],
+)
+def test_bad_backup_settings_stop_the_process_with_a_clear_message(db, variable, value, message):
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, database_url, manage_env
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=manage_env(database_url(), **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and message in result.stderr
