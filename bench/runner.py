@@ -749,7 +749,9 @@ class Bench:
     def compare(self, *sides: tuple[str, Server, list[dict]], clients: int = 1, seconds: float | None = None,
                 rounds: int = 3, method: str = "GET", expect=(200,)) -> None:  # fmt: skip
         """The sides alternate round by round (a drift of the machine falls on both);
-        each side's rounds are pooled into one run under its name."""
+        each side's rounds are pooled into one run under its name. The smoke run, which
+        enforces no speed, measures one round of each side."""
+        rounds = 1 if self.smoke else rounds
         pooled: dict[str, list[Run]] = {name: [] for name, _, _ in sides}
         each = (seconds or self.profile.latency_s) / rounds
         for round_ in range(1, rounds + 1):
