@@ -4,6 +4,7 @@ The defaults are enough for ``make run`` on a laptop. ``.env.example`` lists eve
 variable with a line on what it does. Production refuses to start without SECRET_KEY.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -85,6 +86,10 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Every request gets an id: on all its log lines and in the X-Request-ID header.
     "velro.middleware.RequestIdMiddleware",
+    # A counter and a histogram observation per request, by view and status
+    # (velro/metrics.py, served at /metrics): after the static files, which are not views,
+    # and before the rest, so its time includes them and their error responses.
+    "velro.metrics.RequestMetricsMiddleware",
     # An unreachable database is a 503 (Retry-After), not a 500.
     "velro.middleware.DatabaseUnavailableMiddleware",
     "velro.middleware.CleanQueryMiddleware",
@@ -653,6 +658,26 @@ if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
 # Origins trusted for unsafe requests with a CSRF cookie (the admin), e.g. https://velro.example.com.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Metrics (/metrics for Prometheus; velro/metrics.py, health/prometheus.py) --------
+# Who may scrape: a bearer token (Authorization: Bearer <METRICS_TOKEN>, compared in
+# constant time) and/or clients whose REMOTE_ADDR is in METRICS_ALLOWED_NETWORKS (CIDRs,
+# comma-separated; the direct peer, never X-Forwarded-For: scrape the app directly, not
+# through the public proxy). Neither set: 404, except from loopback with DEBUG on.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Seconds a process keeps the gauges it reads from the database (a burst of scrapes runs
+# the SQL once), and the slower ones (the ledger sample, media bytes stored).
+METRICS_CACHE_SECONDS = _env_or_default(env.float, "METRICS_CACHE_SECONDS", 10.0)
+METRICS_SLOW_CACHE_SECONDS = _env_or_default(env.float, "METRICS_SLOW_CACHE_SECONDS", 300.0)
+if METRICS_CACHE_SECONDS < 0 or METRICS_SLOW_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("METRICS_CACHE_SECONDS and METRICS_SLOW_CACHE_SECONDS must be 0 or more.")
+if len(METRICS_TOKEN) in range(1, 16):
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (or empty: no token).")
+try:
+    METRICS_ALLOWED_NETWORKS = [str(ipaddress.ip_network(n.strip(), strict=False)) for n in METRICS_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}.") from exc
 
 # --- Logging ------------------------------------------------------------------------
 # Every line carries the request id (velro/logging.py). json: one object a line, for log
