@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Profile
 from accounts.sessions import sessions_end
-from velro import rls
+from velro import metrics, rls
 from velro.media import ImageRejected, avatar_webp
 from velro.storage import store
 from velro.tasks import delete_media_on_commit
@@ -34,13 +34,17 @@ def user_register(*, email: str, password: str | None, full_name: str = "", meta
     confirmed = None if settings.AUTH_EMAIL_CONFIRM else timezone.now()
     try:
         with transaction.atomic():  # a savepoint, so the race below leaves the request usable
-            return User.objects.create_user(
+            user = User.objects.create_user(
                 email=email, password=password, raw_user_meta_data=meta, email_confirmed_at=confirmed
             )
     except IntegrityError as exc:
         if User.objects.filter(email__iexact=email).exists():
             raise ValidationError({"email": "A user with this email already exists."}) from exc
         raise
+    # The bonus's ledger row is the trigger's (handle_new_user), not credits_apply's.
+    metrics.count_on_commit(metrics.SIGNUPS)
+    metrics.count_on_commit(metrics.CREDITS.labels("signup_bonus"), settings.SIGNUP_BONUS_CREDITS)
+    return user
 
 
 def password_change(*, user: User, password: str, keep_session=None) -> None:

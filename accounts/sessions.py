@@ -35,6 +35,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from accounts.models import RefreshToken, Session, User
 from accounts.throttles import client_ip
 from accounts.tokens import AccessToken
+from velro import metrics
 
 PUBLIC_LENGTH = 12  # GoTrue's v1 tokens are 12 characters too
 MAC_LENGTH = 22
@@ -119,6 +120,7 @@ def session_start(user: User, *, method: str = Session.Method.PASSWORD, request=
     ``last_sign_in_at``."""
     now = timezone.now()
     session = Session.objects.create(user=user, method=method, refreshed_at=now, **_request_details(request))
+    metrics.count_on_commit(metrics.SIGNINS.labels(session.method))
     User.objects.filter(pk=user.pk).update(last_login=now)
     user.last_login = now
     return _issue(user, session, _new_token(session))

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Profile
 from credits.models import CreditTransaction
+from velro import metrics
 from velro.db import call_function
 
 MAX_CHANGE = 1_000_000
@@ -26,6 +27,7 @@ def _apply(
         reference,
         field="id",  # credits_apply returns the new ledger row
     )
+    metrics.count_on_commit(metrics.CREDITS.labels(type), abs(amount))
     return CreditTransaction.objects.get(pk=entry_id)
 
 
@@ -107,6 +109,7 @@ def credits_refund(*, generation, reason: str, created_by=None) -> CreditTransac
     """
     if generation.credits_charged <= 0:
         return None
+    metrics.count_on_commit(metrics.GENERATION_REFUNDS.labels(generation.ai_model_id))
     return _apply(
         user_id=generation.user_id,
         amount=generation.credits_charged,

@@ -28,12 +28,12 @@ from django.utils import timezone
 from accounts.models import Profile
 from credits.models import CreditTransaction
 from credits.services import credits_refund
-from generations.models import AIModel, Generation
+from generations.models import AIModel, Generation, WorkerHeartbeat
 from generations.outputs import outputs_bytes, stored_paths
 from generations.schemas import validate_parameters
 from projects.models import Project
 from stylestacks.compose import compose
-from velro import rls
+from velro import metrics, rls
 from velro.db import call_function, call_row_function
 from velro.exceptions import Conflict, IdempotencyConflict, StorageQuotaExceeded
 from velro.media import ImageRejected, reencode_image
@@ -163,6 +163,10 @@ def generation_create(
         default_storage.delete(stored)  # an idempotent retry kept the first upload
     elif stored:
         _add_storage_bytes(generation, len(clean))
+    # (A request racing another with the same Idempotency-Key, which the function answers
+    # with the other's row, counts it a second time: rare, and only these counters.)
+    metrics.count_on_commit(metrics.GENERATIONS_CREATED.labels(generation.ai_model_id))
+    metrics.count_on_commit(metrics.CREDITS.labels("usage"), generation.credits_charged)
     if idempotency_key:
         # A concurrent request with the same key may have committed first.
         return _same_request(generation, fingerprint)
@@ -270,7 +274,18 @@ def generation_cancel(*, user, generation_id) -> Generation:
             generation_cancel_at_provider(generation=generation)
         else:
             call_function("generation_cancel", generation_id)
+            # The function refunded in SQL (no credits_apply call here to count it).
+            _count_finished(generation, Status.CANCELLED, refunded=generation.credits_charged)
     return Generation.objects.select_related("ai_model").get(pk=generation_id)
+
+
+def _count_finished(generation: Generation, status: str, *, refunded: int = 0) -> None:
+    """Count ``generation`` reaching ``status`` (and a refund the database made for it)
+    when the transaction commits (velro/metrics.py)."""
+    metrics.count_on_commit(metrics.GENERATIONS_FINISHED.labels(generation.ai_model_id, status))
+    if refunded > 0:
+        metrics.count_on_commit(metrics.GENERATION_REFUNDS.labels(generation.ai_model_id))
+        metrics.count_on_commit(metrics.CREDITS.labels("refund"), refunded)
 
 
 def generation_cancel_at_provider(*, generation: Generation) -> None:
@@ -309,6 +324,7 @@ def generation_cancel_at_provider(*, generation: Generation) -> None:
         )
         if done:
             generation.refresh_from_db()
+            _count_finished(generation, Status.CANCELLED)
             credits_refund(generation=generation, reason="Refund: generation cancelled")
     if not done:
         generation.refresh_from_db()
@@ -486,6 +502,7 @@ def generation_complete(
         changes["provider_request_id"] = provider_request_id
     done = _transition(generation.pk, from_statuses=[Status.PROCESSING], **changes)
     if done:
+        _count_finished(generation, Status.COMPLETED)
         logger.info("generation %s completed with %d output(s)", generation.pk, len(outputs))
     return done
 
@@ -513,6 +530,7 @@ def generation_fail(
     done = _transition(generation.pk, from_statuses=from_statuses, completed_at=timezone.now(), **changes)
     if done:
         generation.refresh_from_db()
+        _count_finished(generation, Status.FAILED)
         credits_refund(generation=generation, reason="Refund: generation failed", created_by=created_by)
         logger.warning("generation %s failed: %s", generation.pk, error)
     return done
@@ -613,3 +631,38 @@ def generation_cancel_quietly(generation: Generation, *, why: str = "timed out")
         return f"cancelling it at {generation.provider} failed ({exc})"
     logger.warning("generation %s %s; cancel at %s: %s", generation.pk, why, generation.provider, answer)
     return f"cancelled at {generation.provider}" if cancelled else f"{generation.provider} answered {answer} to cancel"
+
+
+# --- worker heartbeats ---------------------------------------------------------------
+
+# Rows of workers not seen for this long are deleted by the next worker to start (a
+# worker killed without its clean stop): the metrics then stop naming it.
+HEARTBEAT_FORGET_AFTER = timedelta(days=1)
+
+
+def worker_heartbeat(*, worker: str, hostname: str, pid: int, started_at, last_claim_at, claims: int) -> None:
+    """Record that ``worker`` is alive now (its row in worker_heartbeats, created on its
+    first beat). One row per worker, written by that worker alone every few seconds:
+    nothing here is shared between workers, or touched per generation."""
+    WorkerHeartbeat.objects.update_or_create(
+        worker=worker,
+        defaults={
+            "hostname": hostname,
+            "pid": pid,
+            "started_at": started_at,
+            "seen_at": timezone.now(),
+            "last_claim_at": last_claim_at,
+            "claims": claims,
+        },
+    )
+
+
+def worker_heartbeats_forget(*, worker: str | None = None) -> int:
+    """Delete ``worker``'s row (it stops cleanly), or with None the rows of workers not
+    seen for HEARTBEAT_FORGET_AFTER. Returns how many rows went."""
+    rows = WorkerHeartbeat.objects.all()
+    if worker is not None:
+        rows = rows.filter(worker=worker)
+    else:
+        rows = rows.filter(seen_at__lt=timezone.now() - HEARTBEAT_FORGET_AFTER)
+    return rows.delete()[0]

@@ -34,6 +34,7 @@ from generations.models import Generation, WebhookDelivery
 from generations.outputs import delete_quietly, store_outputs, stored_paths
 from generations.providers import ProviderError
 from generations.providers.fal import parse_outputs
+from velro import metrics
 from velro.api import BaseAPIView
 from velro.exceptions import Conflict
 from velro.openapi import errors
@@ -159,10 +160,18 @@ class ProviderWebhookView(BaseAPIView):
         with transaction.atomic():
             response = super().dispatch(request, *args, **kwargs)
         delivery_id = getattr(request, "velro_delivery_id", None)
-        if delivery_id and response.status_code >= 400 and not getattr(request, "velro_delivery_seen", False):
-            provider = kwargs.get("provider", self.provider_name)[:40]
+        seen = getattr(request, "velro_delivery_seen", False)
+        provider = kwargs.get("provider", self.provider_name)[:40]
+        if delivery_id and response.status_code >= 400 and not seen:
             with transaction.atomic():
                 _record_refused(provider=provider, delivery_id=delivery_id, response=response)
+        if response.status_code < 400:
+            outcome = "applied"
+        elif seen:
+            outcome = "replayed"
+        else:
+            outcome = "refused" if delivery_id else "unauthenticated"
+        metrics.WEBHOOK_DELIVERIES.labels(metrics.provider_label(provider), outcome).inc()
         return response
 
     @extend_schema(
