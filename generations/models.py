@@ -290,3 +290,26 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return f"{self.provider} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A running generation worker (``run_worker``): when it last looked at the queue
+    (``seen_at``) and last claimed a generation. Each worker writes only its own row,
+    every few seconds (generations.services.worker_heartbeat), never per generation, so
+    the rows never become a point of contention; a worker that stops cleanly deletes its
+    row, and rows not seen for a day are deleted by the next worker to start. Read by
+    ``/metrics`` (the "no worker heartbeat" alert). Only the service side touches it."""
+
+    worker = models.CharField(max_length=200, primary_key=True, help_text="host:pid")
+    hostname = models.CharField(max_length=200)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    last_claim_at = models.DateTimeField(null=True, blank=True)
+    claims = models.BigIntegerField(default=0, help_text="Generations claimed since the worker started.")
+
+    class Meta:
+        db_table = "worker_heartbeats"
+
+    def __str__(self):
+        return f"{self.worker} (seen {self.seen_at:%Y-%m-%d %H:%M:%S})"

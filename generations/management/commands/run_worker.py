@@ -16,15 +16,22 @@ doubling to 30 s, reset after a success), saying so on stderr with the attempt c
 for as long as it takes. A provider result obtained meanwhile is kept and recording it
 is retried the same way; only a worker told to stop gives up on it (and says so: the
 row stays processing until the sweep fails and refunds it). SIGTERM ends any wait at once.
+
+Every ``--heartbeat-every`` seconds the worker writes its row of worker_heartbeats (alive
+now, its last claim): /metrics reads them for the "no worker heartbeat" alert. A clean
+stop deletes the row.
 """
 
+import os
 import signal
+import socket
 import time
 
 import psycopg
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
 
 from generations import services
 from generations.inflight import InFlight
@@ -69,15 +76,26 @@ class Command(BaseCommand):
         super().__init__(*args, **kwargs)
         self.stopping = False
         self.backoff = Backoff()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = timezone.now()
+        self.last_claim_at = None
+        self.claims = 0
+        self.heartbeat_every = 10.0
+        self.next_heartbeat = 0.0
+        self.forgot_stale = False
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Process what is pending now, then exit.")
         parser.add_argument("--max-items", type=int, default=0, help="Exit after this many items (0: no limit).")
         parser.add_argument("--idle-sleep", type=float, default=1.0, help="Seconds to wait when the queue is empty.")
         parser.add_argument("--sweep-every", type=float, default=60.0, help="Seconds between sweeps of stuck rows.")
+        parser.add_argument(
+            "--heartbeat-every", type=float, default=10.0, help="Seconds between heartbeats (worker_heartbeats)."
+        )
 
-    def handle(self, *args, once, max_items, idle_sleep, sweep_every, **options):
+    def handle(self, *args, once, max_items, idle_sleep, sweep_every, heartbeat_every=10.0, **options):
         self.stopping = False
+        self.heartbeat_every = heartbeat_every
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         connection.settings_dict.setdefault("OPTIONS", {}).setdefault("connect_timeout", CONNECT_TIMEOUT)
         try:
@@ -98,6 +116,7 @@ class Command(BaseCommand):
             return self._work(inflight, once=once, max_items=max_items, idle_sleep=idle_sleep, sweep_every=sweep_every)
         finally:
             inflight.close()
+            self.forget_heartbeat()
 
     def _work(self, inflight, *, once, max_items, idle_sleep, sweep_every) -> int:
         processed, last_sweep = 0, 0.0
@@ -114,7 +133,8 @@ class Command(BaseCommand):
                 did = inflight.step()
                 full = max_items and processed >= max_items
                 if inflight.capacity() > 0 and not full:
-                    generation = services.generation_claim_next()
+                    generation = self.claimed(services.generation_claim_next())
+                self.heartbeat()
             except DATABASE_UNAVAILABLE as exc:
                 if connection.in_atomic_block:  # an outer transaction cannot outlive its connection
                     raise
@@ -156,6 +176,7 @@ class Command(BaseCommand):
                 return taken  # the main loop says so and backs off
             if generation is None:
                 return taken
+            self.claimed(generation)
             taken += 1
             provider = self.provider_of(generation)
             if provider is None or not getattr(provider, "releases", False):
@@ -163,6 +184,42 @@ class Command(BaseCommand):
                 return taken
             self.record("hand-over", inflight.hand_over, generation=generation, provider=provider.name)
         return taken
+
+    def claimed(self, generation):
+        """Note a claim for the next heartbeat; returns ``generation``."""
+        if generation is not None:
+            self.last_claim_at = timezone.now()
+            self.claims += 1
+        return generation
+
+    def heartbeat(self, *, force: bool = False):
+        """Write this worker's heartbeat row when it is due (every --heartbeat-every
+        seconds). Database errors propagate to the loop, which backs off."""
+        now = time.monotonic()
+        if not force and now < self.next_heartbeat:
+            return
+        if not self.forgot_stale:
+            services.worker_heartbeats_forget()
+            self.forgot_stale = True
+        services.worker_heartbeat(
+            worker=self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            last_claim_at=self.last_claim_at,
+            claims=self.claims,
+        )
+        self.next_heartbeat = now + self.heartbeat_every
+
+    def forget_heartbeat(self):
+        """A clean stop: this worker's row goes (a database that is down keeps it, and the
+        metrics show its heartbeat ageing, as for a worker that died)."""
+        try:
+            services.worker_heartbeats_forget(worker=self.worker_id)
+        except DATABASE_UNAVAILABLE as exc:
+            if connection.in_atomic_block:
+                raise
+            self.stderr.write(f"heartbeat row not removed (database unavailable): {exc}")
 
     def provider_of(self, generation):
         try:
