@@ -16,6 +16,12 @@ DEBUG = 0
 endif
 endif
 export DEBUG ?= 1
+# Metrics (README, "Operating it: metrics and alerts"): the server and both workers of one
+# machine write their counters into one folder, which /metrics adds up (prometheus-client's
+# multiprocess mode). `make run` empties it when it starts, gunicorn (`make serve`) too.
+ifneq ($(filter run serve worker,$(MAKECMDGOALS)),)
+export PROMETHEUS_MULTIPROC_DIR ?= $(abspath $(or $(VELRO_DATA_DIR),.data))/prometheus
+endif
 # `make run FAKE_FAL=1`: the whole fal flow without a fal account — the fake fal
 # (tests/fakes/fal.py) on FAKE_FAL_PORT, every model sent to it, its signed webhooks to
 # this server (README, "Providers").
@@ -28,7 +34,7 @@ export FAL_JWKS_URL = http://127.0.0.1:$(FAKE_FAL_PORT)/.well-known/jwks.json
 export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 endif
 
-.PHONY: install install-js install-browser run worker migrate serve backup backup-verify restore test fuzz bench lint stop-db dbshell clean
+.PHONY: install install-js install-browser install-promtool run worker migrate serve backup backup-verify restore test fuzz bench lint stop-db dbshell clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +64,17 @@ install-browser:
 	  $$sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 	  { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
+# Debian's prometheus package for its promtool, which checks and unit-tests the alert rules
+# (deploy/prometheus, tests/metrics/test_alert_rules.py); only when missing. As root, or
+# through sudo, like install-browser. The package's own server is not started here.
+install-promtool:
+	@command -v promtool >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "make test needs promtool (Debian's prometheus package)" >&2; exit 2; }; \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's prometheus package for promtool (the alert rules' tests)"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q >/dev/null && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; }
+
 migrate: install
 	$(MANAGE) migrate --no-input
 
@@ -66,6 +83,7 @@ migrate: install
 run: migrate
 	$(MANAGE) ensure_dev_admin
 	$(if $(filter 1 true yes on,$(DEBUG)),$(MANAGE) seed_demo --quiet)
+	@rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	@$(if $(filter 1 true yes on,$(FAKE_FAL)),$(PY) -m tests.fakes.fal --port $(FAKE_FAL_PORT) --key $(FAL_KEY) & fal=$$!;) \
 	$(MANAGE) run_worker & worker=$$!; \
 	$(MANAGE) procrastinate worker & tasks=$$!; \
@@ -75,6 +93,7 @@ run: migrate
 # Both workers, without the server: procrastinate's in the background, stopped with the
 # generation worker (Ctrl-C, or when it exits).
 worker: migrate
+	@mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	@$(MANAGE) procrastinate worker & tasks=$$!; \
 	trap 'kill $$tasks 2>/dev/null; wait $$tasks 2>/dev/null' EXIT INT TERM; \
 	$(MANAGE) run_worker
@@ -103,7 +122,7 @@ restore: install
 	$(MANAGE) restore $(FILE) $(ARGS)
 
 # PYTEST_ARGS: extra pytest arguments (e.g. -k, --ignore).
-test: install install-js install-browser
+test: install install-js install-browser install-promtool
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Schemathesis against the API's own OpenAPI schema (tests/fuzz). `make test` runs it with a

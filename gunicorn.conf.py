@@ -13,6 +13,7 @@ Everything comes from the environment (or `.env`, like the settings):
   FORWARDED_ALLOW_IPS          proxies trusted for X-Forwarded-* (gunicorn's own variable; 127.0.0.1,::1)
   GUNICORN_CONTROL_SOCKET      path of gunicorn's control socket (default: none)
   LOG_FORMAT / LOG_LEVEL       as in the settings: gunicorn's lines use the same format
+  PROMETHEUS_MULTIPROC_DIR     prometheus-client's multiprocess folder (<VELRO_DATA_DIR>/prometheus)
 
 Access lines go to stdout with the response's X-Request-ID, like every other log line.
 """
@@ -32,6 +33,16 @@ from velro import logging as velro_logging  # noqa: E402
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Metrics (velro/metrics.py, /metrics): every worker writes its counters into files of one
+# folder and whichever worker answers a scrape adds them all up (prometheus-client's
+# multiprocess mode); without it a scrape would see one worker's share. Set here, in the
+# master, before anything imports prometheus-client (it picks its mode at import), so the
+# forked workers inherit it. Workers on this host (run_worker, procrastinate) share the
+# folder when they are given the same variable (README, "Operating it: metrics and alerts").
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _data_dir = env.str("VELRO_DATA_DIR", default="") or str(BASE_DIR / ".data")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(_data_dir).resolve() / "prometheus")
 
 
 def _int(name: str, default: int) -> int:
@@ -92,3 +103,27 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
+
+
+def on_starting(server):
+    """Before the first worker: an empty metrics folder (prometheus-client's rule). The
+    counters restart from zero with the server, which Prometheus' rate() takes as a reset;
+    files left by the previous run would otherwise be added up forever."""
+    import shutil
+
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A worker that exits (recycled by max_requests, killed by the timeout): its live
+    gauges' files go. Its counters stay and are still added up, as they must be."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

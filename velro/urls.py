@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/v1/", include("velro.api_urls")),
     # Supabase Auth's (GoTrue's) HTTP surface, for supabase-js / supabase-py clients.
     path("auth/v1/", include("accounts.gotrue_urls")),
+    # Prometheus' scrape: token or allowed networks only (README, "Operating it: metrics and alerts").
+    path("metrics", include("health.metrics_urls")),
     # Before admin/: staff pages of the admin that are not a model's (Database health).
     path("admin/", include("health.admin_urls")),
     # Before admin/ too: the admin's login with its limits, and two-factor sign-in.
