@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
 from prometheus_client.exposition import choose_encoder
 
 from health.metrics import DatabaseCollector
@@ -77,11 +76,17 @@ class _ThisProcess:
 DATABASE = DatabaseCollector()
 
 
+def multiprocess_mode() -> bool:
+    """Whether this process's metrics live in PROMETHEUS_MULTIPROC_DIR's files: decided
+    by prometheus-client when it was imported, whatever the environment says now."""
+    return values.ValueClass is not values.MutexValue
+
+
 def registry() -> CollectorRegistry:
     """A registry for one scrape: every process's files (multiprocess mode) or this
     process's values, and the database's gauges."""
     scrape = CollectorRegistry(auto_describe=False)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess_mode():
         multiprocess.MultiProcessCollector(scrape)
     else:
         scrape.register(_ThisProcess())

@@ -21,7 +21,19 @@ from velro.jwt_keys import new_private_jwk
 STRONG_KEY = secrets.token_urlsafe(48)  # 64 characters
 NO_SERVER_URL = "postgres://nobody@127.0.0.1:1/nothing"  # settings only parse it; nothing connects
 # Variables of ours that a developer's shell could set and that would change the outcome.
-OURS = ("SECURE_", "SESSION_COOKIE_", "CSRF_", "LOG_", "STATIC_ROOT", "GUNICORN_", "WEB_CONCURRENCY", "EMAIL_", "JWT_")
+OURS = (
+    "SECURE_",
+    "SESSION_COOKIE_",
+    "CSRF_",
+    "LOG_",
+    "STATIC_ROOT",
+    "GUNICORN_",
+    "WEB_CONCURRENCY",
+    "EMAIL_",
+    "JWT_",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "METRICS_",
+)
 MAIL = "smtp+tls://mailer:secret@smtp.example.com:587"
 JWT_KEY = json.dumps(new_private_jwk())  # production signs access tokens with its own key
 
@@ -168,6 +180,8 @@ def gunicorn_env(monkeypatch):
     for name in list(os.environ):
         if name.startswith(OURS) or name in ("HOST", "PORT"):
             monkeypatch.delenv(name)
+    # Set by gunicorn.conf.py when missing: recorded as missing, so it is removed after.
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     return monkeypatch
 
 
@@ -310,3 +324,18 @@ def test_gunicorn_serves_the_api_and_static_files(db, tmp_path, settings):
     assert lines and all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
     access = [line for line in lines if line["logger"] == "gunicorn.access" and "/api/v1/models" in line["message"]]
     assert any(line["request_id"] == "smoke-test.1" for line in access)
+
+
+def test_gunicorn_config_gives_the_workers_a_metrics_folder_and_empties_it(gunicorn_env, tmp_path):
+    gunicorn_env.setenv("VELRO_DATA_DIR", str(tmp_path))
+    config = load_gunicorn_config()
+    folder = tmp_path / "prometheus"
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"old")
+    config["on_starting"](None)
+    assert folder.is_dir() and not any(folder.iterdir())
+    # A folder given by the environment is kept as given.
+    gunicorn_env.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "elsewhere"))
+    load_gunicorn_config()
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "elsewhere")
