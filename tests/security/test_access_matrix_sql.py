@@ -26,7 +26,7 @@ from accounts.models import FlowState, OneTimeToken
 from accounts.sessions import session_start
 from billing.models import CreditPack, Order, Plan, StripeCustomer, StripeEvent
 from generations.models import AIModel, WebhookDelivery
-from generations.services import generation_create
+from generations.services import generation_create, worker_heartbeat
 from health.models import BackupRun
 from projects.services import project_create
 from stylestacks.models import StackContributor, StackInvite, StylePreset, StyleStack
@@ -197,6 +197,9 @@ MATRIX = {
         "update": ("denied", "denied", "denied", NA,    NA,    "all", DELIVERY),
         "delete": ("denied", "denied", "denied", NA,    NA,    "all", "denied"),
     },
+    # Generation workers' heartbeats (generations 0018): the workers (the owner) and the
+    # service side; /metrics reads them. No API role has any grant.
+    "public.worker_heartbeats": QUEUE,
     "public.style_stacks": {
         #          anon      owner           other            editor              viewer           staff  service_role
         "select": ("denied", "own+public",   "public",        "shared+public",    "shared+public", "all", "all"),
@@ -389,6 +392,11 @@ TABLES = {
     "public.webhook_deliveries": Table(
         insert="INSERT INTO public.webhook_deliveries (provider, signature) VALUES ('matrix', 'sig-new') "
         "RETURNING true",
+    ),
+    "public.worker_heartbeats": Table(
+        key="worker",
+        insert="INSERT INTO public.worker_heartbeats (worker, hostname, pid, started_at, seen_at, claims) "
+        "VALUES ('matrix:2', 'matrix', 2, now(), now(), 0) RETURNING true",
     ),
     "public.style_stacks": Table(
         scope=f"user_id IN {PEOPLE}",
@@ -626,6 +634,10 @@ def world(alice, bob):
             "VALUES ('matrix', '', 1, %s)",
             [job],
         )
+    # A generation worker's heartbeat (generations 0018), as run_worker writes it.
+    worker_heartbeat(
+        worker="matrix:1", hostname="matrix", pid=1, started_at=timezone.now(), last_claim_at=None, claims=0
+    )
 
     return {
         "people": people,
