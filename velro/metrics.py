@@ -19,10 +19,17 @@ rolled-back generation or refund counts nothing.
 
 from __future__ import annotations
 
+import os
 import time
 
 from django.db import transaction
-from prometheus_client import Counter, Histogram, disable_created_metrics
+
+# In multiprocess mode the folder must exist before the first metric below is made: a
+# worker or a management command may start before gunicorn has created it.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import Counter, Histogram, disable_created_metrics  # noqa: E402
 
 # No "_created" series beside every counter and histogram: nothing here reads them, and
 # they double what a scrape carries.
