@@ -257,6 +257,9 @@ class Server:
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        # A metrics folder of its own (gunicorn.conf.py empties it at start): servers
+        # started side by side must not empty each other's, nor a `make run`'s.
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.log_path.with_suffix(".prometheus"))
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(settings.BASE_DIR / "gunicorn.conf.py"), self.app],
