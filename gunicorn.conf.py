@@ -123,7 +123,15 @@ def on_starting(server):
 
 def child_exit(server, worker):
     """A worker that exits (recycled by max_requests, killed by the timeout): its live
-    gauges' files go. Its counters stay and are still added up, as they must be."""
+    gauges' files go (prometheus-client's rule), and its counters and histograms are
+    folded into the folder's archive files, so the totals stay and the folder does not
+    grow by two files every recycle (velro/prometheus_files.py)."""
     from prometheus_client import multiprocess
 
+    from velro.prometheus_files import fold_dead_process
+
     multiprocess.mark_process_dead(worker.pid)
+    try:
+        fold_dead_process(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
+    except OSError as exc:  # never let bookkeeping stop the master; the files stay and still count
+        server.log.warning("metrics: could not fold worker %s's files: %s", worker.pid, exc)

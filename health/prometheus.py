@@ -27,6 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
 from prometheus_client.exposition import choose_encoder
 
 from health.metrics import DatabaseCollector
+from velro.prometheus_files import folder_lock
 
 
 @lru_cache(maxsize=8)
@@ -65,6 +66,15 @@ def access_refused(request) -> HttpResponse | None:
     return HttpResponse("Forbidden.", status=403, content_type="text/plain")
 
 
+class _Folder(multiprocess.MultiProcessCollector):
+    """Every process's files, read while no dead worker's files are being folded into
+    the archives (velro/prometheus_files.py)."""
+
+    def collect(self):
+        with folder_lock(self._path, exclusive=False):
+            return list(super().collect())
+
+
 class _ThisProcess:
     """The default registry's collectors (this process's counters, and its process and
     Python figures), for a process that is not in multiprocess mode."""
@@ -87,7 +97,7 @@ def registry() -> CollectorRegistry:
     process's values, and the database's gauges."""
     scrape = CollectorRegistry(auto_describe=False)
     if multiprocess_mode():
-        multiprocess.MultiProcessCollector(scrape)
+        _Folder(scrape)
     else:
         scrape.register(_ThisProcess())
     scrape.register(DATABASE)

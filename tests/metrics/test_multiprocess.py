@@ -122,3 +122,53 @@ def test_an_unreachable_database_is_up_0_and_still_a_200(tmp_path):
         assert value(samples, "velro_database_up") == 0
         assert value(samples, "velro_generation_oldest_pending_age_seconds") is None  # absent, not 0
         assert get(port, "/metrics")[0] == 401  # and still closed
+
+
+def test_recycled_workers_are_folded_into_the_archive_and_the_totals_stay(tmp_path):
+    """GUNICORN_MAX_REQUESTS recycles workers: each exit folds the worker's files into
+    the archives (gunicorn's child_exit), so the folder stays small and nothing is lost."""
+    folder = tmp_path / "prometheus"
+    env = metrics_env(
+        NO_SERVER_URL, folder, WEB_CONCURRENCY="2", GUNICORN_MAX_REQUESTS="5", GUNICORN_MAX_REQUESTS_JITTER="0"
+    )
+    requests = 60
+    with gunicorn(env, tmp_path / "gunicorn.log") as port:
+        for _ in range(requests):
+            assert get(port, "/no-such-page")[0] == 404  # no view, no database
+        samples = parse(get(port, "/metrics", AUTH)[2].decode())
+        labels = {"view": "none", "method": "GET", "status": "404"}
+        assert value(samples, "velro_http_requests_total", **labels) == requests
+        assert value(samples, "velro_http_request_duration_seconds_count", view="none") == requests
+        assert (folder / "counter_archive.db").exists() and (folder / "histogram_archive.db").exists()
+        # About 12 workers have come and gone: the live ones' files, and the archives.
+        assert len(list(folder.glob("counter_*.db"))) <= 2 + 1 + 1, sorted(p.name for p in folder.iterdir())
+
+
+def test_folding_a_dead_process_keeps_every_total(tmp_path):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.mmap_dict import mmap_key
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from velro.prometheus_files import fold_dead_process
+
+    def key(status):
+        return mmap_key("velro_http_requests", "velro_http_requests_total", ["status"], [status], "Requests.")
+
+    for pid, counts in ((11, {"200": 3, "500": 1}), (12, {"200": 4}), ("archive", {"200": 10})):
+        values = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        for status, count in counts.items():
+            values.write_value(key(status), count, 0.0)
+        values.close()
+
+    def totals():
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))
+        return parse(generate_latest(registry).decode())
+
+    before = totals()
+    assert value(before, "velro_http_requests_total", status="200") == 17
+    assert fold_dead_process(tmp_path, 11) == 1
+    assert totals() == before
+    assert not (tmp_path / "counter_11.db").exists() and (tmp_path / "counter_12.db").exists()
+    assert fold_dead_process(tmp_path, 11) == 0  # nothing left of it: a second call changes nothing
+    assert totals() == before
