@@ -280,3 +280,22 @@ def test_a_burst_of_scrapes_runs_the_sql_once(client, alice, settings):
         scrape(client)
         scrape(client)
     assert len(queries) >= 2 * 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_worker(sql):
+    """As during a deploy whose migration has not created the table yet: the worker says
+    so and works on (outside a transaction, as run_worker runs)."""
+    from generations.management.commands.run_worker import Command
+
+    stderr = io.StringIO()
+    command = Command(stdout=io.StringIO(), stderr=stderr)
+    sql("ALTER TABLE public.worker_heartbeats RENAME TO worker_heartbeats_gone")
+    try:
+        command.heartbeat(force=True)  # no exception
+    finally:
+        sql("ALTER TABLE public.worker_heartbeats_gone RENAME TO worker_heartbeats")
+    assert "heartbeat not written" in stderr.getvalue() and "worker_heartbeats" in stderr.getvalue()
+    command.heartbeat(force=True)  # and the next beat, with the table back, is written
+    assert WorkerHeartbeat.objects.filter(worker=command.worker_id).exists()
+    command.forget_heartbeat()

@@ -94,6 +94,8 @@ def test_check_deploy_is_clean_with_production_settings(db):
         ({"MEDIA_STORAGE": "s3", "MEDIA_URL_TTL": "604801"}, "MEDIA_URL_TTL must be at most 604800"),
         ({"MEDIA_URL_TTL": "0"}, "MEDIA_URL_TTL must be 1 or more"),
         ({"JWT_ALGORITHM": "RS256"}, "JWT_ALGORITHM must be ES256 or HS256"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 characters"),
+        ({"METRICS_ALLOWED_NETWORKS": "10.0.0.0/8,10.0.0.300/8"}, "METRICS_ALLOWED_NETWORKS"),
         ({"JWT_SIGNING_KEYS_FILE": "/nonexistent/jwt.pem"}, "JWT_SIGNING_KEYS or JWT_SIGNING_KEYS_FILE, not both"),
         ({"JWT_SIGNING_KEYS": "", "JWT_SIGNING_KEYS_FILE": "/nonexistent/jwt.pem"}, "cannot be read"),
     ],

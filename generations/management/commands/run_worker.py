@@ -198,18 +198,27 @@ class Command(BaseCommand):
         now = time.monotonic()
         if not force and now < self.next_heartbeat:
             return
-        if not self.forgot_stale:
-            services.worker_heartbeats_forget()
-            self.forgot_stale = True
-        services.worker_heartbeat(
-            worker=self.worker_id,
-            hostname=socket.gethostname(),
-            pid=os.getpid(),
-            started_at=self.started_at,
-            last_claim_at=self.last_claim_at,
-            claims=self.claims,
-        )
         self.next_heartbeat = now + self.heartbeat_every
+        try:
+            if not self.forgot_stale:
+                services.worker_heartbeats_forget()
+                self.forgot_stale = True
+            services.worker_heartbeat(
+                worker=self.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=self.started_at,
+                last_claim_at=self.last_claim_at,
+                claims=self.claims,
+            )
+        except DATABASE_UNAVAILABLE:
+            raise
+        except DatabaseError as exc:
+            # Any other failure (worker_heartbeats not migrated yet, during a deploy) must
+            # not stop the work: say so, and try again at the next beat.
+            if connection.in_atomic_block:
+                raise
+            self.stderr.write(f"heartbeat not written: {' '.join(str(exc).split())}")
 
     def forget_heartbeat(self):
         """A clean stop: this worker's row goes (a database that is down keeps it, and the
