@@ -13,6 +13,8 @@ a small table per figure, never a scan of generations or credit_transactions
 - worker heartbeats: ``worker_heartbeats`` (one row per generation worker) and
   procrastinate's own ``procrastinate_workers``;
 - database connections: ``pg_stat_activity`` of this database, by state;
+- the last verified backup: ``health.backups.last_verified_at()``, the first entry of the
+  partial index ``backup_runs_verified_idx``;
 - the slow ones, cached METRICS_SLOW_CACHE_SECONDS: media bytes stored (the sum of the
   per-person ``storage_bytes``, one row per person) and the credit invariant for a random
   sample of people (two index range scans each, as dbhealth's generation-count sample).
@@ -36,6 +38,7 @@ from django.db import DatabaseError, connection
 from prometheus_client.core import GaugeMetricFamily
 
 from credits.selectors import credits_invariant_sample
+from health.backups import last_verified_at
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +131,15 @@ def read_fast() -> dict:
         _read(values, "task_workers", cursor, _TASK_WORKERS)
         _read(values, "connections", cursor, _CONNECTIONS)
         _read(values, "max_connections", cursor, _MAX_CONNECTIONS, lambda rows: rows[0][0])
-    # TODO(backups): wire velro_backup_last_success_timestamp_seconds here, from
-    # health.backups.last_verified_at() (unix seconds of the last verified backup; leave
-    # the key out when there is none, so the "absent" alert fires). The alert rules, the
-    # dashboard and its drift test already name the metric (deploy/prometheus/alerts.yml).
+    # The last verified backup (one entry of a partial index); none yet leaves the key
+    # out, so the gauge is absent and VelroBackupMissing can fire.
+    try:
+        verified = last_verified_at()
+    except DatabaseError:
+        logger.warning("metrics: the query for the last verified backup failed", exc_info=True)
+    else:
+        if verified is not None:
+            values["backup_verified"] = verified.timestamp()
     return values
 
 
@@ -227,6 +235,13 @@ class DatabaseCollector:
         if "max_connections" in fast:
             yield _gauge(
                 "velro_database_max_connections", "The server's max_connections.", (), [((), fast["max_connections"])]
+            )
+        if "backup_verified" in fast:
+            yield _gauge(
+                "velro_backup_last_success_timestamp_seconds",
+                "Unix time the newest backup that passed its verification (a restore) finished.",
+                (),
+                [((), fast["backup_verified"])],
             )
         if "media_bytes" in slow:
             yield _gauge(

@@ -299,3 +299,28 @@ def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_worker(sql):
     command.heartbeat(force=True)  # and the next beat, with the table back, is written
     assert WorkerHeartbeat.objects.filter(worker=command.worker_id).exists()
     command.forget_heartbeat()
+
+
+def test_the_last_verified_backup_is_a_gauge_absent_until_one_is_proven(client, db):
+    from health.models import BackupRun
+
+    assert value(scrape(client), "velro_backup_last_success_timestamp_seconds") is None
+    clear_caches()
+    finished = timezone.now() - timedelta(hours=3)
+    BackupRun.objects.create(
+        name="velro-a.dump", storage="local", status="taken", started_at=finished, finished_at=finished
+    )  # taken, never verified: still absent
+    assert value(scrape(client), "velro_backup_last_success_timestamp_seconds") is None
+    clear_caches()
+    BackupRun.objects.filter(name="velro-a.dump").update(verify_ok=True, verified_at=timezone.now())
+    BackupRun.objects.create(
+        name="velro-b.dump",
+        storage="local",
+        status="taken",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        verify_ok=False,
+    )  # a newer copy that failed its verification does not count
+    assert value(scrape(client), "velro_backup_last_success_timestamp_seconds") == pytest.approx(
+        finished.timestamp(), abs=1e-3
+    )
