@@ -266,6 +266,44 @@ class GenerationStat(models.Model):
         return f"{self.user_id} {self.status} {self.ai_model_id}: {self.count}"
 
 
+class GenerationEvent(models.Model):
+    """One status change of a generation (``public.generation_events``): its creation as
+    ``pending`` and every later change of ``status``, written by triggers on generations
+    (generations 0019) in the same transaction as the change, and announced on the
+    ``velro_generation_events`` NOTIFY channel. ``GET generations/events`` streams them;
+    the id is the Server-Sent Event's id, so ``Last-Event-ID`` resumes from this table.
+
+    The owner reads their rows under RLS; nobody writes them but the triggers. Kept
+    ``EVENTS_RETENTION_HOURS`` (generations.tasks.prune_generation_events). No foreign
+    key to the generation: deleting one need not touch its events, which go with age.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,  # ON DELETE CASCADE in the database (the migration)
+        db_constraint=False,
+        db_index=False,  # generation_events_user_idx leads with user_id
+        related_name="+",
+    )
+    generation_id = models.UUIDField()
+    status = models.CharField(max_length=12)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "generation_events"
+        indexes = [
+            # Resuming a stream (a person's events after an id) and the RLS policy's
+            # user_id filter.
+            models.Index(fields=["user", "id"], name="generation_events_user_idx"),
+            # The prune: events older than the retention, oldest first.
+            BrinIndex(fields=["created_at"], name="generation_events_created_brin"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} {self.generation_id} {self.status}"
+
+
 class WebhookDelivery(models.Model):
     """Every provider webhook delivery we received, by its id (the signature's digest),
     whatever became of it: a replay of one that was applied or refused changes nothing.

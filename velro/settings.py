@@ -437,6 +437,29 @@ if min(GENERATION_MAX_IN_FLIGHT, GENERATION_PROVIDER_CONCURRENCY, GENERATION_MAX
     raise ImproperlyConfigured(
         "GENERATION_MAX_IN_FLIGHT, GENERATION_PROVIDER_CONCURRENCY and GENERATION_MAX_ATTEMPTS must be 1 or more."
     )
+# Live status, GET generations/events (Server-Sent Events; generations/events.py): served
+# by the events process (manage.py run_events, uvicorn). EVENTS_URL: where that process
+# is reached when it is not behind the same origin (make run: http://127.0.0.1:8001);
+# the WSGI server then redirects the path there, and stream tokens name it. Empty: the
+# reverse proxy routes the path to it (README, Deploy). A heartbeat comment every
+# EVENTS_HEARTBEAT_SECONDS; stream tokens work for EVENTS_TOKEN_SECONDS; EventSource is
+# told to reconnect after EVENTS_RETRY_MILLISECONDS; events are kept for resuming
+# (Last-Event-ID) EVENTS_RETENTION_HOURS.
+EVENTS_URL = env.str("EVENTS_URL", default="").rstrip("/")
+# manage.py run_events: where it listens (make run / make serve: 127.0.0.1:8001), and the
+# proxies whose X-Forwarded-* it trusts (gunicorn's variable, the same default).
+EVENTS_HOST = env.str("EVENTS_HOST", default="") or "127.0.0.1"
+EVENTS_PORT = _env_or_default(env.int, "EVENTS_PORT", 8001)
+FORWARDED_ALLOW_IPS = env.str("FORWARDED_ALLOW_IPS", default="") or "127.0.0.1,::1"
+EVENTS_HEARTBEAT_SECONDS = _env_or_default(env.float, "EVENTS_HEARTBEAT_SECONDS", 15.0)
+EVENTS_TOKEN_SECONDS = _env_or_default(env.int, "EVENTS_TOKEN_SECONDS", 60)
+EVENTS_RETRY_MILLISECONDS = _env_or_default(env.int, "EVENTS_RETRY_MILLISECONDS", 3000)
+EVENTS_RETENTION_HOURS = _env_or_default(env.int, "EVENTS_RETENTION_HOURS", 24)
+if EVENTS_HEARTBEAT_SECONDS <= 0 or min(EVENTS_TOKEN_SECONDS, EVENTS_RETRY_MILLISECONDS, EVENTS_RETENTION_HOURS) < 1:
+    raise ImproperlyConfigured(
+        "EVENTS_HEARTBEAT_SECONDS must be above 0; EVENTS_TOKEN_SECONDS, EVENTS_RETRY_MILLISECONDS and "
+        "EVENTS_RETENTION_HOURS 1 or more."
+    )
 # Shared secret of provider webhooks (HMAC-SHA256, see generations/webhooks.py).
 WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
 WEBHOOK_TOLERANCE = 300  # seconds a signed webhook stays valid
