@@ -331,6 +331,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "velro.openapi.add_unsupported_media_type",
+        # GET generations/events: an async Django view, written into the schema by hand.
+        "generations.openapi.add_generation_events",
     ],
     "ENUM_NAME_OVERRIDES": {
         "PresetCategoryEnum": "stylestacks.models.Category",

@@ -190,6 +190,15 @@ MATRIX = {
         "update": ("denied", "denied", "denied", NA,    NA,    "all",    "denied"),
         "delete": ("denied", "denied", "denied", NA,    NA,    "all",    "denied"),
     },
+    # Status events of generations (generations 0018): the owner reads theirs (a
+    # stream resuming); only the triggers on generations write them.
+    "public.generation_events": {
+        #          anon      owner     other     editor viewer staff     service_role
+        "select": ("denied", "own",    "none",   NA,    NA,    "all",    "denied"),
+        "insert": ("denied", "denied", "denied", NA,    NA,    "ok",     "denied"),
+        "update": ("denied", "denied", "denied", NA,    NA,    "all",    "denied"),
+        "delete": ("denied", "denied", "denied", NA,    NA,    "all",    "denied"),
+    },
     "public.webhook_deliveries": {
         #          anon      owner     other     editor viewer staff  service_role
         "select": ("denied", "denied", "denied", NA,    NA,    "all", "all"),
@@ -388,6 +397,12 @@ TABLES = {
         words=OWNED,
         insert="INSERT INTO public.generation_stats (user_id, status, ai_model_id, count, credits_charged) "
         "VALUES (%(alice)s, 'failed', 'matrix-model', 1, 0) RETURNING true",
+    ),
+    "public.generation_events": Table(
+        scope=f"user_id IN {PEOPLE}",
+        words=OWNED,
+        insert="INSERT INTO public.generation_events (user_id, generation_id, status) "
+        "VALUES (%(alice)s, gen_random_uuid(), 'pending') RETURNING true",
     ),
     "public.webhook_deliveries": Table(
         insert="INSERT INTO public.webhook_deliveries (provider, signature) VALUES ('matrix', 'sig-new') "

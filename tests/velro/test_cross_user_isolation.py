@@ -356,8 +356,15 @@ def bobs_sessions(world, body):
     assert [item["current"] for item in body["results"]] == [True]
 
 
+def bobs_stream_token(world, body):
+    from generations.events import stream_token_read
+
+    assert stream_token_read(body["token"])["sub"] == str(world["bob"].pk)
+
+
 LIST_CASES = [
     Case("get", "me/sessions", status=200, check=bobs_sessions),
+    Case("post", "generations/events/token", status=201, check=bobs_stream_token),
     Case("get", "projects", status=200, check=bobs_projects),
     Case("get", "projects?visibility=public", status=200, check=bobs_public_projects),
     Case("get", "projects?archived=true", status=200, check=nothing),
@@ -469,6 +476,9 @@ EXEMPT = {
     "/api/v1/docs": "docs",
     "/api/v1/redoc": "redoc",
     "/api/v1/no/such/endpoint": "api-not-found",  # the catch-all
+    # The status stream is served by the events process (ASGI), not this test client's
+    # WSGI: two people's streams against a real one in tests/generations/test_events.py.
+    "/api/v1/generations/events": "generation-events",
 }
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
