@@ -33,7 +33,8 @@ RUN SECRET_KEY=build-only-collectstatic-key-never-used-at-runtime-0123456789 \
  && chown -R velro:velro /data
 
 USER velro
-EXPOSE 8000
+EXPOSE 8000 8001
 
-# gunicorn.conf.py: PORT, WEB_CONCURRENCY, GUNICORN_* from the environment.
+# gunicorn.conf.py: PORT, WEB_CONCURRENCY, GUNICORN_* from the environment. The events
+# process (8001) is the same image: python manage.py run_events --host 0.0.0.0 --port 8001.
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "velro.wsgi"]

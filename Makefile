@@ -6,6 +6,8 @@ PY      = $(VENV)/bin/python
 MANAGE  = $(PY) manage.py
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The events process (manage.py run_events: GET /api/v1/generations/events under uvicorn).
+EVENTS_PORT ?= 8001
 JS      = tests/js
 # Development defaults; a real deployment sets these in the environment (README).
 # `serve` is the production server and `worker` its workers: there DEBUG is off unless
@@ -79,7 +81,9 @@ migrate: install
 	$(MANAGE) migrate --no-input
 
 # Both workers run beside the server and stop with it (Ctrl-C): the generation worker
-# and procrastinate's, which runs every other background task (velro/tasks.py).
+# and procrastinate's, which runs every other background task (velro/tasks.py). So does
+# the events process on EVENTS_PORT: runserver (WSGI) cannot stream, and redirects
+# GET /api/v1/generations/events there (EVENTS_URL).
 run: migrate
 	$(MANAGE) ensure_dev_admin
 	$(if $(filter 1 true yes on,$(DEBUG)),$(MANAGE) seed_demo --quiet)
@@ -87,8 +91,9 @@ run: migrate
 	@$(if $(filter 1 true yes on,$(FAKE_FAL)),$(PY) -m tests.fakes.fal --port $(FAKE_FAL_PORT) --key $(FAL_KEY) & fal=$$!;) \
 	$(MANAGE) run_worker & worker=$$!; \
 	$(MANAGE) procrastinate worker & tasks=$$!; \
-	trap 'kill $$worker $$tasks $$fal 2>/dev/null; wait $$worker $$tasks $$fal 2>/dev/null' EXIT INT TERM; \
-	$(MANAGE) runserver $(HOST):$(PORT)
+	$(MANAGE) run_events --host $(HOST) --port $(EVENTS_PORT) & events=$$!; \
+	trap 'kill $$worker $$tasks $$events $$fal 2>/dev/null; wait $$worker $$tasks $$events $$fal 2>/dev/null' EXIT INT TERM; \
+	EVENTS_URL=$${EVENTS_URL:-http://$(HOST):$(EVENTS_PORT)} $(MANAGE) runserver $(HOST):$(PORT)
 
 # Both workers, without the server: procrastinate's in the background, stopped with the
 # generation worker (Ctrl-C, or when it exits).
@@ -103,9 +108,13 @@ worker: migrate
 #   ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=0 make serve
 # (SECURE_SSL_REDIRECT=0 only to try it over plain http; behind a TLS proxy set
 # SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https instead.) Run workers with `make worker`.
+# The events process (GET /api/v1/generations/events, uvicorn) runs beside it on
+# EVENTS_PORT and stops with it; a reverse proxy routes that path there (README, Deploy).
 serve: migrate
 	$(MANAGE) collectstatic --no-input --verbosity 0
-	HOST=$(HOST) PORT=$(PORT) exec $(VENV)/bin/gunicorn -c gunicorn.conf.py velro.wsgi
+	@$(MANAGE) run_events --host $(HOST) --port $(EVENTS_PORT) & events=$$!; \
+	trap 'kill $$events 2>/dev/null; wait $$events 2>/dev/null' EXIT INT TERM; \
+	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py velro.wsgi
 
 # pg_dump -Fc of the configured database into the backup storage (.data/backups/, or the
 # media bucket's backups/ with MEDIA_STORAGE=s3; OUTPUT=file: that file), then retention.

@@ -4,8 +4,8 @@ The stream is an async Django view served by the events process (``manage.py
 run_events``: uvicorn, ASGI), so an open stream holds no sync worker, thread or database
 connection (generations.events: one hub per process). The rest of the API stays on
 gunicorn's sync workers. Reached under WSGI (runserver, gunicorn) it streams nothing:
-it redirects to ``EVENTS_URL`` when that is set (``make run``), else answers 503
-``events_not_routed`` — a WSGI server would hold a worker for each stream, and Django
+it redirects to ``EVENTS_URL`` when that is set (``make run``), else answers 421
+``events_not_routed`` (Misdirected Request) — a WSGI server would hold a worker for each stream, and Django
 would buffer the whole endless response.
 
 Authentication happens once, at connect: the same bearer access tokens as the rest of
@@ -115,7 +115,7 @@ class GenerationEventsView(View):
         if not isinstance(request, ASGIRequest):
             if settings.EVENTS_URL:
                 return HttpResponseRedirect(settings.EVENTS_URL + request.get_full_path(), status=307)
-            return JsonResponse({"detail": NOT_ROUTED, "code": "events_not_routed"}, status=503)
+            return JsonResponse({"detail": NOT_ROUTED, "code": "events_not_routed"}, status=421)
         after = _last_event_id(request)
         if after < 0:
             return JsonResponse(

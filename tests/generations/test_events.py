@@ -386,7 +386,7 @@ def test_stream_token_refusals(server, catalog, alice, api):
 def test_under_wsgi_it_redirects_to_the_events_process_or_says_where(api_as, alice, settings):
     client = api_as(alice)
     response = client.get("/api/v1/generations/events?last_event_id=3")
-    assert response.status_code == 503 and response.json()["code"] == "events_not_routed"
+    assert response.status_code == 421 and response.json()["code"] == "events_not_routed"
     settings.EVENTS_URL = "http://127.0.0.1:8001"
     response = client.get("/api/v1/generations/events?last_event_id=3")
     assert response.status_code == 307

@@ -107,9 +107,9 @@ MATRIX = {
     "POST generations":                                  (401, 201,  201,  NA,    NA,    201),
     "GET generations/stats":                             (401, 200,  200,  NA,    NA,    200),
     # The stream itself is served by the events process (ASGI): here, a WSGI server
-    # answers 503 events_not_routed to everyone (its 401s and owner-only rows are tested
+    # answers 421 (Misdirected Request) events_not_routed to everyone (its 401s and owner-only rows are tested
     # against a real events process: tests/generations/test_events.py).
-    "GET generations/events":                            (503, 503,  503,  NA,    NA,    503),
+    "GET generations/events":                            (421, 421,  421,  NA,    NA,    421),
     "POST generations/events/token":                     (401, 201,  201,  NA,    NA,    201),
     "GET generations/{generation}":                      (401, 200,  404,  NA,    NA,    404),
     "DELETE generations/{generation}":                   (401, 409,  404,  NA,    NA,    404),
