@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections
 from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.views import View
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -95,6 +96,16 @@ def _authenticate(request) -> tuple[User, dict, int | None]:
     return user, rls.user_claims(user), token.payload.get("exp")
 
 
+def _authenticate_once(request):
+    """:func:`_authenticate` in a thread of the shared pool, its connection handled as a
+    request's would be (CONN_MAX_AGE, health checks) around it."""
+    close_old_connections()
+    try:
+        return _authenticate(request)
+    finally:
+        close_old_connections()
+
+
 def _last_event_id(request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
     try:
@@ -127,7 +138,10 @@ class GenerationEventsView(View):
                 status=400,
             )
         try:
-            user, claims, expires = await sync_to_async(_authenticate)(request)
+            # Not thread-sensitive: Django would run it in this request's own thread,
+            # which lives as long as the stream, and its database connection with it
+            # (500 streams, 500 connections). The shared pool's few threads keep theirs.
+            user, claims, expires = await sync_to_async(_authenticate_once, thread_sensitive=False)(request)
         except StreamRefused as refused:
             return _unauthorized(refused.detail, refused.code)
         response = StreamingHttpResponse(

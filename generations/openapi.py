@@ -28,7 +28,8 @@ shows it, with the status it changed to; `outputs` (signed links) in `completed`
 reconnects) or `?last_event_id=`: the events after it (kept 24 h) come first, then live ones. The stream ends \
 with `event: close` when the access token it was opened with expires or the server shuts down: reconnect with \
 a fresh token and the last id. Browsers: `?token=` from `POST generations/events/token` (one connect, 60 s). \
-A server that is not the events process answers 307 to it (`EVENTS_URL`) or 421 `events_not_routed` (Misdirected Request)."""
+A server that is not the events process answers 307 to it (`EVENTS_URL`) or 421 `events_not_routed` \
+(Misdirected Request)."""
 
 
 def add_generation_events(result, generator, request, public):

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bench.events import EventsBench
 from bench.providers import ProvidersBench
 from bench.runner import Bench
 
@@ -29,9 +30,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--only",
-            choices=["api", "providers"],
+            choices=["api", "providers", "events"],
             default=None,
-            help="Run only the API benchmark, or only generations at provider scale (one worker, the fake fal).",
+            help="Run only the API benchmark, only generations at provider scale (one worker, the fake fal), or "
+            "only live status (500 SSE streams against one events process).",
         )
         parser.add_argument(
             "--drop-data",
@@ -44,7 +46,7 @@ class Command(BaseCommand):
         default = settings.BASE_DIR / "bench" / ("results-smoke.json" if smoke else "results.json")
         output = opts["output"] or default
         failed = 0
-        if opts["only"] != "providers":
+        if opts["only"] in (None, "api"):
             bench = Bench(
                 smoke=smoke,
                 output=output,
@@ -53,8 +55,11 @@ class Command(BaseCommand):
                 style=self.style,
             )
             failed += bench.run()
-        if opts["only"] != "api":
+        if opts["only"] in (None, "providers"):
             # Added to the same results file, under "providers".
             failed += ProvidersBench(smoke=smoke, output=output, out=self.stdout, style=self.style).run()
+        if opts["only"] in (None, "events"):
+            # Added to the same results file, under "events".
+            failed += EventsBench(smoke=smoke, output=output, out=self.stdout, style=self.style).run()
         if failed:
             raise CommandError("benchmark targets failed (see the table above)")
