@@ -179,3 +179,25 @@ def test_the_smoke_run_measures_generations_at_provider_scale(smoke):
         assert 0 < run["worker_peak_rss_mb"] < 200
     assert providers["runs"]["webhooks"]["webhooks_delivered"] >= providers["plan"]["generations"]
     assert providers["runs"]["polling"]["webhooks_delivered"] == 0
+
+
+EVENTS_TARGETS = {"events_connected", "events_heartbeat", "events_delivered", "events_latency_p95"}
+
+
+def test_the_smoke_run_measures_live_status(smoke):
+    """SSE streams against one events process: all connected through a heartbeat, every
+    status change on its owner's stream only, within the latency goal."""
+    process, output = smoke
+    assert process.returncode == 0, process.stdout[-4000:]
+    assert "all events targets PASS" in process.stdout
+    events = json.loads(output.read_text())["events"]
+    assert events["mode"] == "smoke"
+    targets = {t["key"]: t for t in events["targets"]}
+    assert set(targets) == EVENTS_TARGETS
+    assert all(t["passed"] and t["enforced"] for t in targets.values()), targets
+    measured = events["measured"]
+    streams = events["plan"]["streams"]
+    assert measured["connected"] == measured["still_connected"] == measured["with_keepalive"] == streams
+    assert measured["delivered"] == measured["changes"] == 2 * streams
+    assert measured["foreign_events"] == 0
+    assert 0 < measured["p50_s"] <= measured["p95_s"] <= measured["max_s"] < 1
