@@ -630,6 +630,9 @@ class _Loader:
             # (generations 0019), switched on again before the chunk commits.
             self.conn.execute("ALTER TABLE public.generations DISABLE TRIGGER status_events_insert")
             self.conn.execute(statement, {**params, "lo": lo, "hi": hi})
+            # The deferred foreign-key checks of the rows, now rather than at the commit:
+            # ALTER TABLE refuses a table with trigger events still pending.
+            self.conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
             self.conn.execute("ALTER TABLE public.generations ENABLE TRIGGER status_events_insert")
             self.conn.commit()
             self.say("generations", hi, total)

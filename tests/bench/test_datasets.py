@@ -170,6 +170,10 @@ def test_generations_shape(loaded):
     assert value("SELECT count(*) FROM public.generations WHERE (adapted_prompt = '') <> (adaptation = '{}')") == 0
     assert value("SELECT count(*) FROM public.generations WHERE adapted_prompt <> ''") > 0
     assert value("SELECT count(*) FROM public.generations WHERE idempotency_key IS NOT NULL") == 0
+    # A year of loaded history is no status event, and the trigger is on again afterwards.
+    assert value("SELECT count(*) FROM public.generation_events") == 0
+    trigger = "SELECT tgenabled FROM pg_trigger WHERE tgname = 'status_events_insert'"
+    assert value(trigger + " AND tgrelid = 'public.generations'::regclass") == "O"
 
 
 def test_projects_counts_match(loaded):
