@@ -159,7 +159,9 @@ class GenerationEventsView(View):
             # The first bytes: the client knows it is connected, and EventSource's retry.
             yield f"retry: {settings.EVENTS_RETRY_MILLISECONDS}\n: connected\n\n"
             sent: set[int] = set()
-            last = after
+            # Without Last-Event-ID the stream starts now: should it have to catch up
+            # (the hub lost its LISTEN connection) it replays only what came after this.
+            last = after or await hub.latest_event_id(subscription)
             catch_up = after > 0
             while True:
                 if catch_up:

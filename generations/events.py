@@ -63,6 +63,8 @@ SELECT e.id AS event_id, e.status AS event_status, {_COLUMNS}
  ORDER BY e.id
  LIMIT {BACKLOG_LIMIT}
 """
+# Where a stream opened without Last-Event-ID starts (a catch-up replays nothing older).
+_READ_LATEST = "SELECT coalesce(max(id), 0) AS latest FROM public.generation_events WHERE user_id = %s"
 _SWITCH = "SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
 
 
@@ -160,6 +162,15 @@ class EventHub:
             event_id, status = row.pop("event_id"), row.pop("event_status")
             events.append(Event(id=event_id, status=status, row=row))
         return events
+
+    async def latest_event_id(self, subscription: Subscription) -> int:
+        """The person's newest event id (0: none), read as them under RLS."""
+        async with self._reader_lock:
+            conn = await self._reader_connection()
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute(_SWITCH, [subscription.claims])
+                await cursor.execute(_READ_LATEST, [subscription.user_id])
+                return (await cursor.fetchone())["latest"]
 
     async def _read_rows(self, wanted: dict[str, tuple[str, set[str]]]) -> dict[str, dict]:
         """``{user_id: (claims, generation ids)}`` → ``{generation id: row}``: each

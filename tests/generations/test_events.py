@@ -345,6 +345,9 @@ def test_stream_token_connects_once(server, catalog, alice, api_as):
         generation = make(alice)
         [event] = status_events(stream, 1)
         assert (event["id"], event["status"]) == (str(generation.pk), "pending")
+        later = make(alice)  # live again
+        [event] = status_events(stream, 1)
+        assert (event["id"], event["status"]) == (str(later.pk), "pending")
     finally:
         stream.close()
     again = Stream(server.url, params={"token": body["token"]})
@@ -408,3 +411,24 @@ def test_shutdown_ends_open_streams_cleanly(django_db_setup, catalog, alice):
         assert time.monotonic() - started < 4
     finally:
         own.stop()
+
+
+def test_a_lost_listen_connection_catches_up_from_the_table(server, catalog, alice, sql):
+    make(alice)  # before the stream: not replayed by the catch-up (no Last-Event-ID)
+    stream = Stream(server.url, auth(alice))
+    try:
+        # The hub's LISTEN connection goes away (a restart, a network cut): the change
+        # made before it is back (it waits 0.5 s) notifies nobody, and arrives anyway.
+        [[terminated]] = sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = 'LISTEN velro_generation_events'"
+        )
+        assert terminated == 1
+        generation = make(alice)
+        [event] = status_events(stream, 1)
+        assert (event["id"], event["status"]) == (str(generation.pk), "pending")
+        later = make(alice)  # live again
+        [event] = status_events(stream, 1)
+        assert (event["id"], event["status"]) == (str(later.pk), "pending")
+    finally:
+        stream.close()
