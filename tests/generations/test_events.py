@@ -8,6 +8,7 @@ see is committed (``transactional_db``): it reads on its own connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -162,6 +163,13 @@ class Stream:
         ]
 
     def close(self):
+        # The client goes away: its socket is shut down under the reading thread (httpx's
+        # close() from this thread would wait for that read to end).
+        network = self._response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self._response.close()
         self._client.close()
 
@@ -432,3 +440,42 @@ def test_a_lost_listen_connection_catches_up_from_the_table(server, catalog, ali
         assert (event["id"], event["status"]) == (str(later.pk), "pending")
     finally:
         stream.close()
+
+
+def test_a_client_going_away_frees_its_stream(catalog, alice):
+    """The events app in this process (uvicorn in a thread), to look at its hub: a
+    stream's subscription goes when its client disconnects."""
+    import uvicorn
+
+    from velro.asgi import application
+
+    port = _free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    hub = None
+    try:
+        deadline = time.monotonic() + 30
+        while not uvicorn_server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{port}/api/v1/generations/events"
+        first, second = Stream(url, auth(alice)), Stream(url, auth(alice))
+        hub = events._hub
+        assert hub.stream_count() == 2 and set(hub.subscribers) == {str(alice.pk)}
+        first.close()
+        deadline = time.monotonic() + 10
+        while hub.stream_count() != 1:
+            assert time.monotonic() < deadline, "the closed stream is still subscribed"
+            time.sleep(0.02)
+        second.close()
+        while hub.subscribers:
+            assert time.monotonic() < deadline, "the closed stream is still subscribed"
+            time.sleep(0.02)
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=30)
+        if hub is not None and hub._reader is not None:
+            hub._reader.pgconn.finish()  # its event loop has ended with the server's thread
+        events._hub = None
