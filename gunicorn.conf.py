@@ -16,6 +16,10 @@ Everything comes from the environment (or `.env`, like the settings):
   PROMETHEUS_MULTIPROC_DIR     prometheus-client's multiprocess folder (<VELRO_DATA_DIR>/prometheus)
 
 Access lines go to stdout with the response's X-Request-ID, like every other log line.
+
+GET /api/v1/generations/events (Server-Sent Events) is not served here: a sync worker
+would be held by each open stream. It has its own process, ``manage.py run_events``
+(uvicorn, EVENTS_PORT), to which the reverse proxy routes that path (README, Deploy).
 """
 
 import multiprocessing
