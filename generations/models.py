@@ -184,6 +184,14 @@ class Generation(models.Model):
             # The admin's changelist, newest first; on an expression so that the API's
             # per-person pages can never be planned on it (velro.expressions.UTCTimestamp).
             models.Index(UTCTimestamp("created_at").desc(), F("id").desc(), name="generations_admin_order_idx"),
+            # The same list filtered to the failed or cancelled ones (generations 0020).
+            models.Index(
+                F("status"),
+                UTCTimestamp("created_at").desc(),
+                F("id").desc(),
+                condition=models.Q(status__in=["failed", "cancelled"]),
+                name="generations_admin_ended_idx",
+            ),
             # The admin's search by the words of the prompt (velro.admin.BigTableAdminMixin).
             GinIndex(words("prompt"), name="generations_prompt_words_idx"),
             # The worker's queue: oldest pending first.

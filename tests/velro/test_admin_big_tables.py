@@ -217,6 +217,18 @@ def test_the_default_order_of_each_big_changelist_is_read_from_an_index(app, mod
     assert not re.search(r"(^|->\s+)Sort\s+\(cost", found, re.M), found
 
 
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_the_generations_that_ended_badly_are_listed_from_their_own_index(status, alice, staff_client):
+    # The order index would serve the filter only by skipping every row of another status.
+    found = page_plan(staff_client.get(GENERATIONS, {"status__exact": status}), priced_out=IN_ORDER)
+    assert "Index Scan using generations_admin_ended_idx " in found, found
+    assert f"Index Cond: ((status)::text = '{status}'::text)" in found, found
+    assert not re.search(r"(^|->\s+)Sort\s+\(cost", found, re.M), found
+    # Statuses a generation passes through on its way are not in it.
+    found = page_plan(staff_client.get(GENERATIONS, {"status__exact": "completed"}), priced_out=IN_ORDER)
+    assert "generations_admin_ended_idx" not in found, found
+
+
 @pytest.mark.parametrize(
     ("app", "model", "index"),
     [
