@@ -34,16 +34,14 @@ import resource
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import httpx
 import psycopg
 from django.conf import settings
-from django.db import connection
 
+from bench.part import BenchPart
 from bench.runner import Target, child_database_env, connection_kwargs, free_port, on_database, percentile
 from velro import jwt_keys
 
@@ -85,20 +83,9 @@ class StreamState:
     error: str = ""
 
 
-class EventsBench:
-    def __init__(self, *, smoke: bool, output: Path, out, style):
-        self.plan = SMOKE if smoke else FULL
-        self.smoke = smoke
-        self.output = output
-        self.out, self.style = out, style
-        self.base_name = connection.settings_dict["NAME"]
-        self.db = f"{self.base_name}_bench_events_{os.getpid()}"
-        self.workdir = Path(tempfile.mkdtemp(prefix="velro-bench-events-"))
-        self.started = time.monotonic()
-
-    def say(self, message: str) -> None:
-        self.out.write(f"[{time.monotonic() - self.started:6.1f} s] events: {message}")
-        self.out.flush()
+class EventsBench(BenchPart):
+    label = "events"
+    full_plan, smoke_plan = FULL, SMOKE
 
     def run(self) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per stream otherwise
@@ -271,27 +258,6 @@ class EventsBench:
         except Exception as exc:  # reported, not raised: one failed stream fails a target
             state.error = f"{type(exc).__name__}: {exc}"
             state.ended = True
-
-    # -- the database ------------------------------------------------------------------
-
-    def create_database(self) -> None:
-        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
-            name = psycopg.sql.Identifier(self.db)
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(name))
-        self.say(f"{self.db}: created, migrating")
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=settings.BASE_DIR,
-            env={**os.environ, **child_database_env(self.db), "DEBUG": "1"},
-            check=True,
-        )
-
-    def drop_database(self) -> None:
-        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
-            name = psycopg.sql.Identifier(self.db)
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        self.say(f"{self.db}: dropped")
 
     # -- the report --------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -45,8 +44,8 @@ from pathlib import Path
 
 import psycopg
 from django.conf import settings
-from django.db import connection
 
+from bench.part import BenchPart
 from bench.runner import Server, Target, child_database_env, connection_kwargs, on_database
 from velro import jwt_keys
 
@@ -89,20 +88,9 @@ class Measured:
     webhooks_delivered: int
 
 
-class ProvidersBench:
-    def __init__(self, *, smoke: bool, output: Path, out, style):
-        self.plan = SMOKE if smoke else FULL
-        self.smoke = smoke
-        self.output = output
-        self.out, self.style = out, style
-        self.base_name = connection.settings_dict["NAME"]
-        self.db = f"{self.base_name}_bench_providers_{os.getpid()}"
-        self.workdir = Path(tempfile.mkdtemp(prefix="velro-bench-providers-"))
-        self.started = time.monotonic()
-
-    def say(self, message: str) -> None:
-        self.out.write(f"[{time.monotonic() - self.started:6.1f} s] providers: {message}")
-        self.out.flush()
+class ProvidersBench(BenchPart):
+    label = "providers"
+    full_plan, smoke_plan = FULL, SMOKE
 
     # -- the run -----------------------------------------------------------------------
 
@@ -350,29 +338,6 @@ class ProvidersBench:
         last completion."""
         counts = wait_settled(self.db, ids, timeout=timeout, since="max", interval=0.25)
         return {**counts, "seconds": round(counts["seconds"], 2)}
-
-    # -- the database ------------------------------------------------------------------
-
-    def create_database(self) -> None:
-        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(self.db))
-            )
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.db)))
-        self.say(f"{self.db}: created, migrating")
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=settings.BASE_DIR,
-            env={**os.environ, **child_database_env(self.db), "DEBUG": "1"},
-            check=True,
-        )
-
-    def drop_database(self) -> None:
-        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(self.db))
-            )
-        self.say(f"{self.db}: dropped")
 
     # -- the report --------------------------------------------------------------------
 
