@@ -188,6 +188,14 @@ def status_events(stream: Stream, count: int) -> list[dict]:
     return found
 
 
+def assert_live(stream: Stream, user, *, times: int) -> None:
+    """Each of ``times`` new generations of ``user`` arrives on the stream, one by one."""
+    for _ in range(times):
+        generation = make(user)
+        [event] = status_events(stream, 1)
+        assert (event["id"], event["status"]) == (str(generation.pk), "pending")
+
+
 def run_generation(user) -> Generation:
     """pending → processing → completed, as the worker does it, each committed."""
     generation = make(user)
@@ -350,12 +358,7 @@ def test_stream_token_connects_once(server, catalog, alice, api_as):
     assert body["url"] == f"/api/v1/generations/events?token={body['token']}"
     stream = Stream(server.url, params={"token": body["token"]})
     try:
-        generation = make(alice)
-        [event] = status_events(stream, 1)
-        assert (event["id"], event["status"]) == (str(generation.pk), "pending")
-        later = make(alice)  # live again
-        [event] = status_events(stream, 1)
-        assert (event["id"], event["status"]) == (str(later.pk), "pending")
+        assert_live(stream, alice, times=2)
     finally:
         stream.close()
     again = Stream(server.url, params={"token": body["token"]})
@@ -432,12 +435,7 @@ def test_a_lost_listen_connection_catches_up_from_the_table(server, catalog, ali
             "WHERE datname = current_database() AND query = 'LISTEN velro_generation_events'"
         )
         assert terminated == 1
-        generation = make(alice)
-        [event] = status_events(stream, 1)
-        assert (event["id"], event["status"]) == (str(generation.pk), "pending")
-        later = make(alice)  # live again
-        [event] = status_events(stream, 1)
-        assert (event["id"], event["status"]) == (str(later.pk), "pending")
+        assert_live(stream, alice, times=2)
     finally:
         stream.close()
 
