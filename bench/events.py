@@ -35,7 +35,7 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import httpx
 import psycopg
@@ -84,7 +84,7 @@ class StreamState:
 
 
 class EventsBench(BenchPart):
-    label = "events"
+    label = targets_name = "events"
     full_plan, smoke_plan = FULL, SMOKE
 
     def run(self) -> int:
@@ -297,34 +297,11 @@ class EventsBench(BenchPart):
         ]
 
     def report(self, measured: dict) -> int:
-        targets = self.targets(measured)
-        self.out.write("")
-        self.out.write(f"Live generation status ({measured['streams']} SSE streams, one events process):")
-        for t in targets:
-            verdict = "PASS" if t.passed else "FAIL"
-            style = self.style.SUCCESS if t.passed else self.style.ERROR
-            self.out.write(f"  {t.label}: {t.measured} (target {t.goal}) " + style(verdict))
-            if t.detail:
-                self.out.write(f"    {t.detail}")
-        data = {}
-        if self.output.exists():
-            with contextlib.suppress(ValueError):
-                data = json.loads(self.output.read_text())
-        data["events"] = {
-            "mode": "smoke" if self.smoke else "full",
-            "plan": asdict(self.plan),
-            "measured": measured,
-            "targets": [asdict(t) for t in targets],
-        }
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.output.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-        self.say(f"results written to {self.output}")
-        failed = [t.key for t in targets if not t.passed]
-        if failed:
-            self.out.write(self.style.ERROR(f"events targets FAIL: {', '.join(failed)}"))
-            return 1
-        self.out.write(self.style.SUCCESS("all events targets PASS"))
-        return 0
+        return self.report_targets(
+            f"Live generation status ({measured['streams']} SSE streams, one events process):",
+            self.targets(measured),
+            {"measured": measured},
+        )
 
 
 def raise_fd_limit() -> int:

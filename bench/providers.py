@@ -29,7 +29,6 @@ at once; that every queued image is rendered is enforced always.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -90,6 +89,7 @@ class Measured:
 
 class ProvidersBench(BenchPart):
     label = "providers"
+    targets_name = "provider"
     full_plan, smoke_plan = FULL, SMOKE
 
     # -- the run -----------------------------------------------------------------------
@@ -409,35 +409,11 @@ class ProvidersBench(BenchPart):
         return targets
 
     def report(self, results: list[Measured], throughput: dict) -> int:
-        targets = self.targets(results) + self.throughput_targets(throughput)
-        self.out.write("")
-        self.out.write("Generations at provider scale (fake fal, one worker), and the worker's throughput (local):")
-        for t in targets:
-            verdict = ("PASS" if t.passed else "FAIL") + ("" if t.enforced else " (not enforced)")
-            style = self.style.SUCCESS if t.passed else self.style.ERROR
-            self.out.write(f"  {t.label}: {t.measured} (target {t.goal}) " + style(verdict))
-            if t.detail:
-                self.out.write(f"    {t.detail}")
-        data = {}
-        if self.output.exists():
-            with contextlib.suppress(ValueError):
-                data = json.loads(self.output.read_text())
-        data["providers"] = {
-            "mode": "smoke" if self.smoke else "full",
-            "plan": asdict(self.plan),
-            "runs": {m.mode: asdict(m) for m in results},
-            "worker_throughput": throughput,
-            "targets": [asdict(t) for t in targets],
-        }
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.output.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-        self.say(f"results written to {self.output}")
-        failed = [t.key for t in targets if t.enforced and not t.passed]
-        if failed:
-            self.out.write(self.style.ERROR(f"provider targets FAIL: {', '.join(failed)}"))
-            return 1
-        self.out.write(self.style.SUCCESS("all provider targets PASS"))
-        return 0
+        return self.report_targets(
+            "Generations at provider scale (fake fal, one worker), and the worker's throughput (local):",
+            self.targets(results) + self.throughput_targets(throughput),
+            {"runs": {m.mode: asdict(m) for m in results}, "worker_throughput": throughput},
+        )
 
 
 def wait_settled(db: str, ids: list, *, timeout: float, since: str, interval: float) -> dict:
