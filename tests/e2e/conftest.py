@@ -18,6 +18,7 @@ import pytest
 from django.apps import apps
 from django.core.cache import cache
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -118,10 +119,22 @@ class Browser:
         return field
 
     def submit(self, selector: str = "input[type=submit], button[type=submit]"):
-        """Click a submit button and wait for the next page."""
+        """Click a submit button and wait for the next page.
+
+        The old page is marked on ``window`` before the click and the wait ends when a
+        loaded document without the mark answers. (Waiting for the button to go stale
+        polls a node of a document being torn down, and Chromium sometimes answers that
+        with an inspector error instead of "stale element" — CI saw it once.)
+        """
         button = self.find(selector)
+        self.driver.execute_script("window.velroPageBeforeSubmit = true;")
         button.click()
-        WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(button))
+        WebDriverWait(self.driver, WAIT, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script(
+                "return window.velroPageBeforeSubmit === undefined && document.readyState === 'complete';"
+            ),
+            f"no new page after submitting {selector!r}",
+        )
 
     def screenshot(self, name: str) -> Path:
         """The whole page, beyond the window (Chrome's DevTools protocol)."""
