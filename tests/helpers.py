@@ -1,11 +1,16 @@
 """Running manage.py in a subprocess against the test server (a real second process),
-running callables at the same moment on their own database connections (races), and
-counting an index's scans."""
+gunicorn as production runs it, running callables at the same moment on their own database
+connections (races), and counting an index's scans."""
 
+import contextlib
+import http.client
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +45,63 @@ def manage(url: str, *args, timeout: int = 180) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """GET ``path`` from 127.0.0.1:``port``: the status, the headers (lower-cased names)
+    and the body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": "127.0.0.1", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def wait_for_port(proc: subprocess.Popen, port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not start listening in time")
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, log: Path, timeout: float = 60):
+    """gunicorn (gunicorn.conf.py, velro.wsgi) with ``env`` on a free loopback port, its
+    output in ``log``; yields the port, and stops it (and its workers) after."""
+    port = free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "GUNICORN_GRACEFUL_TIMEOUT": "5"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "velro.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(proc, port, time.monotonic() + timeout)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
 
 
 def run_together(*targets: Callable, timeout: float = 60):

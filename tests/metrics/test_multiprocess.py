@@ -3,11 +3,9 @@
 process answers the scrape; and a database that cannot be reached is
 ``velro_database_up 0`` in a 200, not an error."""
 
-import contextlib
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,35 +14,11 @@ from prometheus_client.mmap_dict import MmapedDict
 from accounts.models import User
 from generations.models import AIModel, Generation
 from generations.services import generation_create
-from tests.helpers import ROOT, database_url
+from tests.helpers import ROOT, database_url, get, gunicorn
 from tests.metrics.conftest import TOKEN, parse, value
-from tests.velro.test_production import NO_SERVER_URL, free_port, get, prod_env, wait_for_port
+from tests.velro.test_production import NO_SERVER_URL, prod_env
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict, log: Path):
-    port = free_port()
-    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "GUNICORN_GRACEFUL_TIMEOUT": "5"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "velro.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_port(proc, port, time.monotonic() + 60)
-            yield port
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def metrics_env(url: str, folder: Path, **extra) -> dict:

@@ -2,20 +2,16 @@
 refused, static files and logs are production-shaped, and gunicorn really serves the app
 (in a subprocess against the test database)."""
 
-import http.client
 import json
 import os
 import runpy
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.helpers import ROOT, database_url
+from tests.helpers import ROOT, database_url, get, gunicorn
 from velro.jwt_keys import new_private_jwk
 
 STRONG_KEY = secrets.token_urlsafe(48)  # 64 characters
@@ -221,46 +217,14 @@ def test_gunicorn_config_defaults(gunicorn_env):
     assert config["logconfig_dict"]["handlers"]["console"]["formatter"] == "json"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path, headers={"Host": "127.0.0.1", **(headers or {})})
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
-
-
-def wait_for_port(proc: subprocess.Popen, port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("gunicorn did not start listening in time")
-
-
 def test_gunicorn_serves_the_api_and_static_files(db, tmp_path, settings):
-    port = free_port()
     env = prod_env(
         database_url(),
         ALLOWED_HOSTS="127.0.0.1",
         STATIC_ROOT=str(tmp_path / "static"),
         MEDIA_ROOT=str(tmp_path / "media"),
         SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
-        HOST="127.0.0.1",
-        PORT=str(port),
         WEB_CONCURRENCY="1",
-        GUNICORN_GRACEFUL_TIMEOUT="5",
     )
     collected = python("manage.py", "collectstatic", "--no-input", "--verbosity", "0", env=env, timeout=120)
     assert collected.returncode == 0, collected.stderr
@@ -270,17 +234,7 @@ def test_gunicorn_serves_the_api_and_static_files(db, tmp_path, settings):
     assert list((tmp_path / "static").rglob("*.map")) and not list((tmp_path / "static").rglob("*.map.*"))
 
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "velro.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for_port(proc, port, time.monotonic() + 30)
+    with gunicorn(env, log_path) as port:
         https = {"X-Forwarded-Proto": "https"}  # as a TLS-terminating proxy sends it
 
         status, headers, body = get(port, "/api/v1/models", {**https, "X-Request-ID": "smoke-test.1"})
@@ -312,13 +266,6 @@ def test_gunicorn_serves_the_api_and_static_files(db, tmp_path, settings):
         # Plain http is redirected to https.
         status, headers, _ = get(port, "/api/v1/models")
         assert status == 301 and headers["location"].startswith("https://")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
     # Every line gunicorn and Django wrote is JSON with a request id; the access line of
     # the API call carries the id it was given.
