@@ -69,8 +69,19 @@ def verify(fal: FakeFal, headers: dict, body: bytes) -> bool:
     return False
 
 
+def next_status(url: str, after: str, timeout: float = 10) -> dict:
+    """The request's status once it is no longer ``after`` (polled: fixed sleeps between
+    the fake's phases fail on a busy machine, as CI's two lanes at once showed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = httpx.get(url, headers=KEY).json()
+        if found["status"] != after or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def test_submit_status_result_in_fals_shape(fal):
-    fal.queue_seconds, fal.run_seconds = 0.3, 0.4
+    fal.queue_seconds, fal.run_seconds = 1.0, 1.5
     submitted = httpx.post(f"{fal.base}/fal-ai/flux/dev", json={"prompt": "a fox"}, headers=KEY).json()
     assert set(submitted) >= {"request_id", "status_url", "response_url", "cancel_url", "gateway_request_id"}
     # Status and result live under the app id, not the model's subpath.
@@ -78,13 +89,11 @@ def test_submit_status_result_in_fals_shape(fal):
     queued = httpx.get(submitted["status_url"], headers=KEY).json()
     assert queued["status"] == "IN_QUEUE" and queued["queue_position"] == 0
     assert httpx.get(submitted["response_url"], headers=KEY).status_code == 400
-    time.sleep(0.45)
-    running = httpx.get(submitted["status_url"] + "?logs=1", headers=KEY).json()
+    running = next_status(submitted["status_url"] + "?logs=1", after="IN_QUEUE")
     assert running["status"] == "IN_PROGRESS"
     assert all(line["message"].startswith("step ") for line in running["logs"])
-    time.sleep(0.4)
-    done = httpx.get(submitted["status_url"], headers=KEY).json()
-    assert done["status"] == "COMPLETED" and done["metrics"]["inference_time"] == 0.4
+    done = next_status(submitted["status_url"], after="IN_PROGRESS")
+    assert done["status"] == "COMPLETED" and done["metrics"]["inference_time"] == 1.5
     result = httpx.get(submitted["response_url"], headers=KEY).json()
     assert httpx.get(result["images"][0]["url"]).content.startswith(b"\x89PNG")
 
@@ -143,7 +152,9 @@ def test_webhooks_twice_held_and_out_of_order(fal):
         httpx.post(f"{fal.base}/m/x", params={"fal_webhook": receiver.url}, json={}, headers=KEY).json()["request_id"]
         for _ in range(2)
     ]
-    time.sleep(0.6)
+    deadline = time.monotonic() + 10  # both finish after run_seconds (0.3 s), a busy machine later
+    while len(fal.held) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert receiver.received == [] and len(fal.held) == 4
     fal.flush_webhooks("reverse")
     receiver.wait(4)
