@@ -12,8 +12,9 @@ Authentication happens once, at connect: the same bearer access tokens as the re
 the API (accounts.authentication.JWTAuthentication, outside any transaction: the plain
 lookups of the person and their session), or ``?token=`` with a stream token from
 ``POST generations/events/token`` (browsers' EventSource cannot send headers). The
-stream ends when the access token it was opened with expires; the client reconnects
-with a fresh one and ``Last-Event-ID``.
+stream ends when the access token it was opened with expires, or within a heartbeat of
+its session ending (signed out; the hub checks); the client reconnects with a fresh
+token and ``Last-Event-ID``.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def _unauthorized(detail: str, code: str) -> JsonResponse:
     return response
 
 
-def _authenticate(request) -> tuple[User, dict, int | None]:
-    """The person, their claims for RLS and when the stream must end (unix seconds).
-    Sync (the ORM): run through sync_to_async, once per connect."""
+def _authenticate(request) -> tuple[User, dict, int | None, str | None]:
+    """The person, their claims for RLS, when the stream must end (unix seconds) and the
+    session it lives in. Sync (the ORM): run through sync_to_async, once per connect."""
     token = request.GET.get("token")
     if token is not None:
         try:
@@ -80,7 +81,7 @@ def _authenticate(request) -> tuple[User, dict, int | None]:
         user = User.objects.filter(pk=payload["sub"], is_active=True).first()
         if user is None or not Session.objects.filter(pk=payload["sid"], user=user).exists():
             raise StreamRefused("This session has ended. Sign in again.", "session_not_found")
-        return user, rls.user_claims(user), payload.get("exp")
+        return user, rls.user_claims(user), payload.get("exp"), payload["sid"]
     try:
         found = JWTAuthentication().authenticate(request)
     except exceptions.AuthenticationFailed as exc:
@@ -93,7 +94,7 @@ def _authenticate(request) -> tuple[User, dict, int | None]:
     if found is None:
         raise StreamRefused("Authentication credentials were not provided.", "not_authenticated")
     user, token = found
-    return user, rls.user_claims(user), token.payload.get("exp")
+    return user, rls.user_claims(user), token.payload.get("exp"), str(token.payload["session_id"])
 
 
 def _authenticate_once(request):
@@ -141,21 +142,23 @@ class GenerationEventsView(View):
             # Not thread-sensitive: Django would run it in this request's own thread,
             # which lives as long as the stream, and its database connection with it
             # (500 streams, 500 connections). The shared pool's few threads keep theirs.
-            user, claims, expires = await sync_to_async(_authenticate_once, thread_sensitive=False)(request)
+            user, claims, expires, session_id = await sync_to_async(_authenticate_once, thread_sensitive=False)(request)
         except StreamRefused as refused:
             return _unauthorized(refused.detail, refused.code)
         response = StreamingHttpResponse(
-            self.stream(request, str(user.pk), claims, after, expires), content_type="text/event-stream"
+            self.stream(request, str(user.pk), claims, after, expires, session_id), content_type="text/event-stream"
         )
         response["Cache-Control"] = "no-cache, no-store"
         response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
         return response
 
-    async def stream(self, request, user_id: str, claims: dict, after: int, expires: int | None):
+    async def stream(
+        self, request, user_id: str, claims: dict, after: int, expires: int | None, session_id: str | None = None
+    ):
         heartbeat = settings.EVENTS_HEARTBEAT_SECONDS
         serializer = GenerationSerializer(context={"request": request})
         deadline = None if expires is None else time.monotonic() + events.seconds_left(expires)
-        async with events.subscribed(user_id, claims) as (hub, subscription):
+        async with events.subscribed(user_id, claims, session_id) as (hub, subscription):
             # The first bytes: the client knows it is connected, and EventSource's retry.
             yield f"retry: {settings.EVENTS_RETRY_MILLISECONDS}\n: connected\n\n"
             sent: set[int] = set()
@@ -185,6 +188,9 @@ class GenerationEventsView(View):
                     continue
                 if item is events.CLOSE:
                     yield 'event: close\ndata: {"reason": "server_shutdown"}\n\n'
+                    return
+                if item is events.SIGNED_OUT:
+                    yield 'event: close\ndata: {"reason": "signed_out"}\n\n'
                     return
                 if item is events.RESYNC:
                     catch_up = True

@@ -21,6 +21,10 @@ reads the person's events after it from ``generation_events`` (kept
 twice. If the LISTEN connection is lost, the hub reconnects (backing off) and every
 stream catches up from the table the same way, so nothing committed meanwhile is lost.
 
+Signed out: every heartbeat the hub asks, in one query, which of its streams' sessions
+still exist (and their person is active); a stream whose session has ended gets
+``event: close`` with ``"reason": "signed_out"`` and ends.
+
 SQL strings live here, not in a migration or the ORM: Django's ORM has no async
 connection of its own (its async API runs the sync ORM in one thread), and these reads
 run on the hub's own async psycopg connections.
@@ -66,6 +70,14 @@ SELECT e.id AS event_id, e.status AS event_status, {_COLUMNS}
 # Where a stream opened without Last-Event-ID starts (a catch-up replays nothing older).
 _READ_LATEST = "SELECT coalesce(max(id), 0) AS latest FROM public.generation_events WHERE user_id = %s"
 _SWITCH = "SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)"
+# Which of the open streams' sessions are still signed in (a person deactivated, banned or
+# deleted has none: deactivation is checked here, the others delete the sessions).
+_READ_LIVE_SESSIONS = """
+SELECT s.id::text AS session_id, s.user_id::text AS user_id
+  FROM auth.sessions AS s
+  JOIN auth.users AS u ON u.id = s.user_id
+ WHERE s.id = ANY(%s) AND u.is_active
+"""
 
 
 @dataclass(frozen=True)
@@ -80,15 +92,19 @@ class Event:
 
 RESYNC = object()  # queued when the hub may have missed notifications: catch up from the table
 CLOSE = object()  # queued when the server shuts down: end the stream
+SIGNED_OUT = object()  # queued when the stream's session has ended: end the stream
 
 
 @dataclass(eq=False)
 class Subscription:
-    """One open stream: its person, their claims for RLS, and its queue."""
+    """One open stream: its person, their claims for RLS, the session it was opened in
+    (None: not watched), and its queue."""
 
     user_id: str
     claims: str
+    session_id: str | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    signed_out: bool = False
 
 
 def connection_params() -> dict:
@@ -114,12 +130,18 @@ class EventHub:
         self._closing = False
 
     # --- streams --------------------------------------------------------------------
-    async def subscribe(self, user_id: str, claims: dict) -> Subscription:
+    async def subscribe(self, user_id: str, claims: dict, session_id: str | None = None) -> Subscription:
         """Register a stream; returns once the hub is LISTENing, so every change
         committed from now on reaches the stream's queue."""
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._dispatch())]
-        subscription = Subscription(user_id=str(user_id), claims=json.dumps(claims))
+            self._tasks = [
+                asyncio.create_task(self._listen()),
+                asyncio.create_task(self._dispatch()),
+                asyncio.create_task(self._watch_sessions()),
+            ]
+        subscription = Subscription(
+            user_id=str(user_id), claims=json.dumps(claims), session_id=str(session_id) if session_id else None
+        )
         self.subscribers.setdefault(subscription.user_id, set()).add(subscription)
         await self._listening.wait()
         return subscription
@@ -185,6 +207,45 @@ class EventHub:
                     for row in await cursor.fetchall():
                         found[str(row["id"])] = row
         return found
+
+    # --- signed out -----------------------------------------------------------------
+    async def _watch_sessions(self) -> None:
+        """Every heartbeat, one query for all of this process's streams: a stream whose
+        session has ended (signed out, ended from another device or the admin, the person
+        deactivated, banned or deleted) is closed — as the rest of the API refuses that
+        session's access tokens at once, not when they expire."""
+        while True:
+            await asyncio.sleep(settings.EVENTS_HEARTBEAT_SECONDS)
+            try:
+                await self.close_signed_out()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: the next round asks again
+                log.warning("generation events: could not check the streams' sessions (%s)", exc)
+
+    async def close_signed_out(self) -> int:
+        """Queue SIGNED_OUT for every watched stream whose session is no longer live;
+        returns how many."""
+        watched = [
+            subscription
+            for streams in list(self.subscribers.values())
+            for subscription in streams
+            if subscription.session_id and not subscription.signed_out
+        ]
+        if not watched:
+            return 0
+        async with self._reader_lock:
+            conn = await self._reader_connection()
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute(
+                    _READ_LIVE_SESSIONS, [list({uuid.UUID(subscription.session_id) for subscription in watched})]
+                )
+                live = {(row["session_id"], row["user_id"]) for row in await cursor.fetchall()}
+        ended = [s for s in watched if (s.session_id, s.user_id) not in live]
+        for subscription in ended:
+            subscription.signed_out = True
+            subscription.queue.put_nowait(SIGNED_OUT)
+        return len(ended)
 
     # --- the LISTEN side ------------------------------------------------------------
     async def _listen(self) -> None:
@@ -307,11 +368,11 @@ def seconds_left(exp: int | None) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def subscribed(user_id: str, claims: dict):
+async def subscribed(user_id: str, claims: dict, session_id: str | None = None):
     """A subscription for the block; unsubscribed however the block ends (the client
-    went away, the server shuts down, the token expired)."""
+    went away, the server shuts down, the token expired, the session ended)."""
     current = hub()
-    subscription = await current.subscribe(user_id, claims)
+    subscription = await current.subscribe(user_id, claims, session_id)
     try:
         yield current, subscription
     finally:

@@ -26,8 +26,9 @@ Each `generation` event's `id` is the event's id and its `data` the generation a
 shows it, with the status it changed to; `outputs` (signed links) in `completed` events only. A \
 `: keepalive` comment comes every 15 s. Resume with the `Last-Event-ID` header (EventSource sends it when it \
 reconnects) or `?last_event_id=`: the events after it (kept 24 h) come first, then live ones. The stream ends \
-with `event: close` when the access token it was opened with expires or the server shuts down: reconnect with \
-a fresh token and the last id. Browsers: `?token=` from `POST generations/events/token` (one connect, 60 s). \
+with `event: close` (`data`: `{"reason": "token_expired" | "signed_out" | "server_shutdown"}`) when the \
+access token it was opened with expires, its session ends (signed out) or the server shuts down: reconnect \
+with a fresh token and the last id. Browsers: `?token=` from `POST generations/events/token` (one connect, 60 s). \
 A server that is not the events process answers 307 to it (`EVENTS_URL`) or 421 `events_not_routed` \
 (Misdirected Request)."""
 

@@ -394,6 +394,54 @@ def test_stream_token_refusals(server, catalog, alice, api):
     assert api.post("/api/v1/generations/events/token").status_code == 401
 
 
+def assert_closed(stream: Stream, reason: str) -> None:
+    message = stream.next_event()
+    assert message is not None and message["event"] == "close", stream.messages
+    assert json.loads(message["data"]) == {"reason": reason}
+    assert stream.next_message() is None  # and the response ends
+
+
+def test_signing_out_ends_that_sessions_streams_within_a_heartbeat(server, catalog, alice, api):
+    phone = Session.objects.create(user=alice)
+    laptop = Session.objects.create(user=alice)
+    phone_access, _ = access_token_for(alice, phone)
+    on_phone = Stream(server.url, {"Authorization": f"Bearer {phone_access}"})
+    on_laptop = Stream(server.url, {"Authorization": f"Bearer {access_token_for(alice, laptop)[0]}"})
+    try:
+        # The phone signs out through the API, as an app does: its stream ends at once
+        # (a heartbeat, 0.3 s here), not when its access token would have expired.
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {phone_access}")
+        assert api.post("/api/v1/auth/logout").status_code == 204
+        assert_closed(on_phone, "signed_out")
+        # The laptop's session is another one: its stream goes on.
+        assert_live(on_laptop, alice, times=1)
+    finally:
+        on_phone.close()
+        on_laptop.close()
+
+
+def test_a_stream_opened_with_a_stream_token_ends_with_its_session(server, catalog, alice, api_as):
+    token = api_as(alice).post("/api/v1/generations/events/token").json()["token"]
+    stream = Stream(server.url, params={"token": token})
+    try:
+        assert_live(stream, alice, times=1)
+        Session.objects.filter(user=alice).delete()  # every device ended (the admin, "global")
+        assert_closed(stream, "signed_out")
+    finally:
+        stream.close()
+
+
+def test_a_deactivated_persons_streams_end(server, catalog, alice, bob):
+    streams = [Stream(server.url, auth(alice)), Stream(server.url, auth(bob))]
+    try:
+        type(alice).objects.filter(pk=alice.pk).update(is_active=False)
+        assert_closed(streams[0], "signed_out")
+        assert_live(streams[1], bob, times=1)  # nobody else's
+    finally:
+        for stream in streams:
+            stream.close()
+
+
 # --- serving ---------------------------------------------------------------------------
 
 
