@@ -19,7 +19,7 @@ from health.backups import BackupError, LocalStore, backup_prune, backup_take, b
 from health.base import Level
 from health.checks import BACKUP_ERROR_AGE, BACKUP_WARN_AGE, check_backups
 from health.models import BackupRun
-from health.tasks import BACKUP_CRON, backup_daily
+from health.tasks import BACKUP_CRON, backup_daily, backup_due, backup_taken_since
 from velro.pg_client import libpq_params
 
 
@@ -307,26 +307,62 @@ def test_prune_deletes_old_copies_and_their_checksums_never_the_newest_verified_
 # --- the schedule ---------------------------------------------------------------------
 
 
-def test_the_daily_task_is_scheduled_at_backup_hour_and_runs_the_whole_chain(db, settings):
+def test_the_task_is_ticked_hourly_and_takes_the_days_backup_once_with_the_whole_chain(db, settings):
     from procrastinate.contrib.django import app
 
     (periodic,) = [p for key, p in app.periodic_registry.periodic_tasks.items() if key[0] == backup_daily.name]
-    assert periodic.cron == BACKUP_CRON == f"0 {settings.BACKUP_HOUR} * * *"
+    assert periodic.cron == BACKUP_CRON == "0 * * * *"
     assert (backup_daily.lock, backup_daily.queueing_lock) == ("backup", "backup")
+    tick = int(timezone.now().timestamp())
 
-    result = backup_daily(timestamp=0)
+    result = backup_daily(timestamp=tick)
 
     record = BackupRun.objects.get()
     assert result == {"name": record.name, "size": record.size, "verified": True}
     assert record.verify_ok is True and record.status == "taken"
     assert scratch_databases() == []
+    # The next hours' ticks find the day's backup and take none.
+    due = backup_due(timezone.now())
+    assert backup_daily(timestamp=tick + 3600) == {
+        "skipped": f"the backup due {due:%Y-%m-%d %H:%M} UTC was started at {record.started_at:%H:%M} UTC"
+    }
+    assert BackupRun.objects.count() == 1
 
 
-def test_the_workers_periodic_deferrer_defers_it_at_backup_hour_only(settings):
+def test_the_day_is_due_at_backup_hour_utc(settings):
+    settings.BACKUP_HOUR = 3
+    day = datetime(2026, 12, 7, tzinfo=UTC)
+    assert backup_due(day.replace(hour=3)) == day.replace(hour=3)
+    assert backup_due(day.replace(hour=17, minute=30)) == day.replace(hour=3)
+    assert backup_due(day.replace(hour=2, minute=59)) == day.replace(hour=3) - timedelta(days=1)
+    # Any time zone in, UTC out.
+    assert backup_due(datetime(2026, 12, 7, 4, 30, tzinfo=timezone.get_fixed_timezone(120))) == (
+        day.replace(hour=3) - timedelta(days=1)
+    )
+
+
+def test_a_day_whose_backup_was_missed_is_caught_up_and_one_already_tried_is_not(db, settings):
+    """A worker that was down at BACKUP_HOUR: the first hourly tick after it is back takes
+    the day's backup. A failed one is not tried again every hour (the next day's run is
+    its retry), and a copy written elsewhere by hand (--output) is not the day's."""
+    settings.BACKUP_HOUR = 3
+    due = datetime(2026, 12, 7, 3, tzinfo=UTC)
+    yesterday = BackupRun.objects.create(
+        name="y.dump", storage="local", status="taken", started_at=due - timedelta(hours=23)
+    )
+    assert backup_taken_since(due - timedelta(days=1)) == yesterday  # yesterday's day had its backup
+    assert backup_taken_since(due) is None  # today's is missing: the next tick takes it
+    BackupRun.objects.create(name="elsewhere.dump", storage="file", status="taken", started_at=due + timedelta(hours=1))
+    assert backup_taken_since(due) is None
+    failed = BackupRun.objects.create(name="f.dump", storage="s3", status="failed", started_at=due + timedelta(hours=2))
+    assert backup_taken_since(due) == failed
+
+
+def test_the_workers_periodic_deferrer_defers_it_every_hour(settings):
     """What `procrastinate worker` does in its periodic deferrer (a side task every v3
-    worker starts): at BACKUP_HOUR:00 UTC the task is due with that timestamp, and a
-    worker that starts more than 10 minutes late skips the day (procrastinate's
-    MAX_DELAY)."""
+    worker starts): each hour's tick is due with that timestamp, and a worker that starts
+    more than 10 minutes past a tick (procrastinate's MAX_DELAY) gets the next one — which
+    catches up a missed day (above)."""
     from procrastinate.contrib.django import app
     from procrastinate.periodic import PeriodicDeferrer
 
@@ -339,7 +375,7 @@ def test_the_workers_periodic_deferrer_defers_it_at_backup_hour_only(settings):
     assert due(tick + 5) == [tick]
     assert due(tick + 9 * 60) == [tick]
     assert due(tick + 11 * 60) == []
-    assert due(tick - 60) == []  # yesterday's is long past, today's not yet due
+    assert due(tick + 2 * 3600 + 5) == [tick + 2 * 3600]
 
 
 def test_a_second_backup_while_one_runs_is_skipped(db):
