@@ -40,6 +40,7 @@ from generations import events
 from generations.serializers import GenerationSerializer
 from velro import rls
 from velro.api import BaseAPIView
+from velro.metrics import EVENT_STREAMS_CLOSED
 from velro.openapi import errors
 
 NOT_ROUTED = (
@@ -105,6 +106,12 @@ def _authenticate_once(request):
         return _authenticate(request)
     finally:
         close_old_connections()
+
+
+def _closing(reason: str) -> str:
+    """The stream's last message, ``event: close`` with why; counted by reason."""
+    EVENT_STREAMS_CLOSED.labels(reason).inc()
+    return f'event: close\ndata: {{"reason": "{reason}"}}\n\n'
 
 
 def _last_event_id(request) -> int:
@@ -178,7 +185,7 @@ class GenerationEventsView(View):
                 if deadline is not None:
                     timeout = min(timeout, deadline - time.monotonic())
                     if timeout <= 0:
-                        yield 'event: close\ndata: {"reason": "token_expired"}\n\n'
+                        yield _closing("token_expired")
                         return
                 try:
                     item = await asyncio.wait_for(subscription.queue.get(), timeout)
@@ -187,10 +194,10 @@ class GenerationEventsView(View):
                         yield ": keepalive\n\n"
                     continue
                 if item is events.CLOSE:
-                    yield 'event: close\ndata: {"reason": "server_shutdown"}\n\n'
+                    yield _closing("server_shutdown")
                     return
                 if item is events.SIGNED_OUT:
-                    yield 'event: close\ndata: {"reason": "signed_out"}\n\n'
+                    yield _closing("signed_out")
                     return
                 if item is events.RESYNC:
                     catch_up = True

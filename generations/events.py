@@ -48,6 +48,7 @@ from django.db import connection as django_connection
 from psycopg.rows import dict_row
 
 from generations.serializers import GenerationSerializer
+from velro.metrics import EVENT_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +144,15 @@ class EventHub:
             user_id=str(user_id), claims=json.dumps(claims), session_id=str(session_id) if session_id else None
         )
         self.subscribers.setdefault(subscription.user_id, set()).add(subscription)
+        EVENT_STREAMS.inc()
         await self._listening.wait()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         streams = self.subscribers.get(subscription.user_id)
-        if streams is not None:
+        if streams is not None and subscription in streams:
             streams.discard(subscription)
+            EVENT_STREAMS.dec()
             if not streams:
                 del self.subscribers[subscription.user_id]
 

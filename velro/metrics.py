@@ -29,7 +29,7 @@ from django.db import transaction
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
-from prometheus_client import Counter, Histogram, disable_created_metrics  # noqa: E402
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics  # noqa: E402
 
 # No "_created" series beside every counter and histogram: nothing here reads them, and
 # they double what a scrape carries.
@@ -78,6 +78,23 @@ WEBHOOK_DELIVERIES = Counter(
 )
 SIGNUPS = Counter("velro_signups", "Identities created through sign-up (the API, /auth/v1 and its admin API).")
 SIGNINS = Counter("velro_signins", "Sessions started, by how the person signed in.", ["method"])
+
+# --- live status ------------------------------------------------------------------
+
+# livesum: the sum over the events processes that are running (a process that exits
+# cleanly has ended its streams first; one killed leaves its last value until the folder
+# is emptied, when gunicorn or `make run` starts).
+EVENT_STREAMS = Gauge(
+    "velro_event_streams",
+    "Live-status streams (GET generations/events) open in the events processes.",
+    multiprocess_mode="livesum",
+)
+EVENT_STREAMS_CLOSED = Counter(
+    "velro_event_streams_closed",
+    "Live-status streams the server ended, by reason (token_expired, signed_out, server_shutdown); a client "
+    "going away is not counted.",
+    ["reason"],
+)
 
 # Webhook providers named in a label; anything else in the URL is "other".
 KNOWN_PROVIDERS = frozenset({"local", "fal"})

@@ -442,6 +442,37 @@ def test_a_deactivated_persons_streams_end(server, catalog, alice, bob):
             stream.close()
 
 
+def metric(server: EventsServer, line_start: str) -> float:
+    """A sample of the events process's own /metrics (open on loopback with DEBUG)."""
+    body = httpx.get(server.url.replace("/api/v1/generations/events", "/metrics")).text
+    found = [line for line in body.splitlines() if line.startswith(line_start + " ")]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def wait_for_metric(server: EventsServer, line_start: str, value: float) -> None:
+    deadline = time.monotonic() + WAIT
+    while (found := metric(server, line_start)) != value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found == value, (line_start, found, value)
+
+
+def test_the_events_process_exports_its_open_streams_and_why_it_closed_them(server, catalog, alice, bob):
+    wait_for_metric(server, "velro_event_streams", 0)  # the other tests' streams have ended
+    signed_out = metric(server, 'velro_event_streams_closed_total{reason="signed_out"}')
+    streams = [Stream(server.url, auth(alice)), Stream(server.url, auth(bob))]
+    try:
+        wait_for_metric(server, "velro_event_streams", 2)
+        streams[1].close()  # the client goes away
+        wait_for_metric(server, "velro_event_streams", 1)
+        Session.objects.filter(user=alice).delete()
+        assert_closed(streams[0], "signed_out")
+        wait_for_metric(server, "velro_event_streams", 0)
+        assert metric(server, 'velro_event_streams_closed_total{reason="signed_out"}') == signed_out + 1
+    finally:
+        for stream in streams:
+            stream.close()
+
+
 # --- serving ---------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ def test_the_dashboard_is_grafana_json_with_a_panel_for_each_topic():
         "webhook",
         "media",
         "ledger",
+        "live-status streams",
     ):
         assert topic in titles, topic
     ids = [panel["id"] for panel in dashboard["panels"]]
