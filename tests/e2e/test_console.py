@@ -129,7 +129,14 @@ def test_the_dashboard_shows_the_last_30_days_and_the_queue(browser, seeds, staf
 
 def totp(secret: str, *, later: int = 0) -> str:
     """The six-digit code an authenticator app shows for ``secret`` (base32), ``later``
-    seconds from now."""
+    seconds from now — read at least 5 s before the current 30-second step ends (else in
+    the next step), so the server checks it in the step it was read in. A code read at a
+    step's last moment and checked in the next is accepted as one step behind, and
+    django-otp then keeps that drift for the device, which refuses the next step's code
+    (CI saw it once)."""
+    left = 30 - time.time() % 30
+    if left < 5:
+        time.sleep(left + 0.2)
     code = TOTP(base64.b32decode(secret + "=" * (-len(secret) % 8)))
     code.time = time.time() + later
     return f"{code.token():06d}"
