@@ -9,18 +9,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import psycopg
-from django.conf import settings
 from django.db import connection
 
-from bench.runner import Target, child_database_env, connection_kwargs
+from bench.runner import Target, connection_kwargs, drop_database, migrate_database
 
 
 class BenchPart:
@@ -43,22 +40,14 @@ class BenchPart:
         self.out.flush()
 
     def create_database(self) -> None:
+        drop_database(self.db, via=self.base_name)
         with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
-            name = psycopg.sql.Identifier(self.db)
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(name))
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.db)))
         self.say(f"{self.db}: created, migrating")
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=settings.BASE_DIR,
-            env={**os.environ, **child_database_env(self.db), "DEBUG": "1"},
-            check=True,
-        )
+        migrate_database(self.db)
 
     def drop_database(self) -> None:
-        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
-            name = psycopg.sql.Identifier(self.db)
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        drop_database(self.db, via=self.base_name)
         self.say(f"{self.db}: dropped")
 
     def report_targets(self, title: str, targets: list[Target], section: dict) -> int:

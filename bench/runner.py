@@ -205,6 +205,23 @@ def child_database_env(dbname: str) -> dict[str, str]:
     return env
 
 
+def migrate_database(dbname: str) -> None:
+    """``manage.py migrate`` of ``dbname`` in a child process, as production migrates."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, **child_database_env(dbname), "DEBUG": "1"},
+        check=True,
+    )
+
+
+def drop_database(dbname: str, *, via: str) -> None:
+    """``DROP DATABASE IF EXISTS dbname WITH (FORCE)`` (its connections cut), issued
+    through database ``via`` (the configured one: not the one dropped)."""
+    with psycopg.connect(**connection_kwargs(via), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(dbname)))
+
+
 @contextlib.contextmanager
 def on_database(dbname: str):
     """Point this process's default connection at ``dbname`` for the block."""
@@ -378,35 +395,19 @@ class Bench:
                 loaded = datasets.is_loaded(conn, spec)
             if loaded:
                 self.say(f"{name}: data set {spec.name} present, reused; applying any new migrations")
-                self.migrate(name)
+                migrate_database(name)
                 return
             self.say(f"{name}: incomplete or older data set, recreating")
-            with psycopg.connect(**admin, autocommit=True) as conn:
-                conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+            drop_database(name, via=self.base_name)
         with psycopg.connect(**admin, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
         self.say(f"{name}: created, migrating")
-        self.migrate(name)
+        migrate_database(name)
         self.say(f"{name}: loading data set {spec.name}")
         t0 = time.monotonic()
         with psycopg.connect(**connection_kwargs(name)) as conn:
             datasets.load(conn, spec, progress=lambda line: self.say(f"  {line}"))
         self.say(f"{name}: loaded in {time.monotonic() - t0:.1f} s")
-
-    def migrate(self, name: str) -> None:
-        env = {**os.environ, **child_database_env(name), "DEBUG": "1"}
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            check=True,
-        )
-
-    def drop(self, key: str) -> None:
-        with psycopg.connect(**connection_kwargs(self.base_name), autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(self.db[key]))
-            )
 
     # -- tokens
 
@@ -779,7 +780,7 @@ class Bench:
                 server.stop()
             if not self.keep_data:
                 for key in ("small", "large"):
-                    self.drop(key)
+                    drop_database(self.db[key], via=self.base_name)
                 self.say("benchmark databases dropped")
 
     def measure(self) -> int:
