@@ -1,6 +1,6 @@
 """Running manage.py in a subprocess against the test server (a real second process),
-gunicorn as production runs it, running callables at the same moment on their own database
-connections (races), and counting an index's scans."""
+gunicorn as production runs it, polling for a condition, running callables at the same
+moment on their own database connections (races), and counting an index's scans."""
 
 import contextlib
 import http.client
@@ -45,6 +45,18 @@ def manage(url: str, *args, timeout: int = 180) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 def free_port() -> int:

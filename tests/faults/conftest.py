@@ -1,10 +1,9 @@
 """Shared pieces of the fault tests: threads on their own connections, a fake fal.ai
-queue server whose behaviour each generation picks through its prompt, polling."""
+queue server whose behaviour each generation picks through its prompt (polling:
+tests.helpers.wait_for)."""
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -13,18 +12,6 @@ FAL_KEY = "fal-faults-key-0123456789"
 # The image every good job returns: ``url`` is set to the fake CDN's by the fake_fal fixture.
 IMAGE_PATH = "/files/fault.png"
 IMAGE = {"url": "", "width": 64, "height": 64, "content_type": "image/png"}
-
-
-def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class FakeFal:

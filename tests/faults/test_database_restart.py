@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port, wait_for
 from velro import embedded_db
 
 DB_NAME = "velro_faults"
@@ -74,12 +73,6 @@ def start_db(data_dir: Path) -> dict:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -203,7 +196,7 @@ class App:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_until(self.healthy, 20, "the app to serve")
+        wait_for(self.healthy, timeout=20, interval=0.1, what="the app to serve")
         registered = httpx.post(
             f"{self.base}/api/v1/auth/register",
             json={"email": "restart@example.com", "password": PASSWORD},
@@ -280,7 +273,12 @@ def test_the_app_answers_503_while_the_database_is_down_and_recovers_by_itself(a
     try:
         for driver in drivers:
             driver.start()
-        wait_until(lambda: sum(c.status == 200 for c in calls()) >= 10, 15, "traffic before the restart")
+        wait_for(
+            lambda: sum(c.status == 200 for c in calls()) >= 10,
+            timeout=15,
+            interval=0.1,
+            what="traffic before the restart",
+        )
 
         t_stopping = time.monotonic()
         app.stop_db()
@@ -294,7 +292,7 @@ def test_the_app_answers_503_while_the_database_is_down_and_recovers_by_itself(a
             after = [c for c in calls() if c.t0 > t_started + 1]
             return all(sum(c.endpoint == e and c.status in OK[e] for c in after) >= 3 for e in ("health", "list"))
 
-        wait_until(recovered, 15, "the app to serve again after the restart")
+        wait_for(recovered, timeout=15, interval=0.1, what="the app to serve again after the restart")
     finally:
         stop.set()
         for driver in drivers:
@@ -346,10 +344,11 @@ def test_idle_persistent_connections_do_not_fail_requests_after_a_restart(app):
     worker that had no request while the database was down still holds a connection to
     the old server: once the database is back, requests must not fail on it."""
     # Every worker holds an open connection (each sync worker serves one request at a time).
-    wait_until(
+    wait_for(
         lambda: app.get("/api/v1/generations").status_code == 200 and app.app_connections() >= APP_WORKERS,
-        15,
-        f"{APP_WORKERS} persistent connections",
+        timeout=15,
+        interval=0.1,
+        what=f"{APP_WORKERS} persistent connections",
     )
     app.stop_db()
     app.start_db()  # a short outage with no traffic, as for most workers of a real fleet
@@ -361,14 +360,6 @@ def test_idle_persistent_connections_do_not_fail_requests_after_a_restart(app):
         "the stopped server"
     )
     app.assert_alive()
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def check_consistency(app: App):

@@ -42,8 +42,7 @@ from generations import services
 from generations.management.commands import run_worker
 from generations.models import AIModel, Generation
 from tests.factories import UserFactory
-from tests.faults.conftest import wait_for
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_for
 from velro import embedded_db
 
 DB_NAME = "velro_worker_outage"

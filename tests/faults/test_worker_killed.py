@@ -20,8 +20,8 @@ from credits.models import CreditTransaction
 from generations import services
 from generations.models import AIModel, Generation
 from tests.factories import UserFactory
-from tests.faults.conftest import FAL_KEY, wait_for
-from tests.helpers import ROOT, database_url, manage_env
+from tests.faults.conftest import FAL_KEY
+from tests.helpers import ROOT, database_url, manage_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

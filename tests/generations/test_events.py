@@ -34,24 +34,19 @@ from generations import events, services
 from generations.models import AIModel, Generation, GenerationEvent
 from tests.conftest import TEST_JWT_KEYS, as_role
 from tests.generations.conftest import make
-from tests.helpers import ROOT, database_url
+from tests.helpers import ROOT, database_url, free_port, wait_for
+from tests.metrics.conftest import parse, value
 
 HEARTBEAT = 0.3  # seconds (EVENTS_HEARTBEAT_SECONDS of the test server)
 WAIT = 10.0  # seconds any expected message may take, at most (it takes milliseconds)
 OUTPUTS = [{"path": "generations/x/0.png", "mime_type": "image/png", "width": 8, "height": 8, "size": 100}]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class EventsServer:
     """``manage.py run_events`` in a subprocess, on the test database."""
 
     def __init__(self, **env):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/v1/generations/events"
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "run_events", "--port", str(self.port), "--graceful-timeout", "5"],
@@ -442,23 +437,20 @@ def test_a_deactivated_persons_streams_end(server, catalog, alice, bob):
             stream.close()
 
 
-def metric(server: EventsServer, line_start: str) -> float:
-    """A sample of the events process's own /metrics (open on loopback with DEBUG)."""
+def metric(server: EventsServer, name: str, **labels) -> float:
+    """A sample of the events process's own /metrics (open on loopback with DEBUG); 0
+    while a labelled counter has not been counted yet."""
     body = httpx.get(server.url.replace("/api/v1/generations/events", "/metrics")).text
-    found = [line for line in body.splitlines() if line.startswith(line_start + " ")]
-    return float(found[0].split()[-1]) if found else 0.0
+    return value(parse(body), name, **labels) or 0.0
 
 
-def wait_for_metric(server: EventsServer, line_start: str, value: float) -> None:
-    deadline = time.monotonic() + WAIT
-    while (found := metric(server, line_start)) != value and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert found == value, (line_start, found, value)
+def wait_for_metric(server: EventsServer, name: str, expected: float) -> None:
+    wait_for(lambda: metric(server, name) == expected, timeout=WAIT, what=f"{name} to be {expected}")
 
 
 def test_the_events_process_exports_its_open_streams_and_why_it_closed_them(server, catalog, alice, bob):
     wait_for_metric(server, "velro_event_streams", 0)  # the other tests' streams have ended
-    signed_out = metric(server, 'velro_event_streams_closed_total{reason="signed_out"}')
+    signed_out = metric(server, "velro_event_streams_closed_total", reason="signed_out")
     streams = [Stream(server.url, auth(alice)), Stream(server.url, auth(bob))]
     try:
         wait_for_metric(server, "velro_event_streams", 2)
@@ -467,7 +459,7 @@ def test_the_events_process_exports_its_open_streams_and_why_it_closed_them(serv
         Session.objects.filter(user=alice).delete()
         assert_closed(streams[0], "signed_out")
         wait_for_metric(server, "velro_event_streams", 0)
-        assert metric(server, 'velro_event_streams_closed_total{reason="signed_out"}') == signed_out + 1
+        assert metric(server, "velro_event_streams_closed_total", reason="signed_out") == signed_out + 1
     finally:
         for stream in streams:
             stream.close()
@@ -526,7 +518,7 @@ def test_a_client_going_away_frees_its_stream(catalog, alice):
 
     from velro.asgi import application
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)

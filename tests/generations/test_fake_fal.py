@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tests.fakes.fal import FakeFal, signed_message
+from tests.helpers import wait_for
 
 KEY = {"Authorization": "Key fal-test-key"}
 
@@ -69,15 +70,14 @@ def verify(fal: FakeFal, headers: dict, body: bytes) -> bool:
     return False
 
 
-def next_status(url: str, after: str, timeout: float = 10) -> dict:
+def next_status(url: str, after: str) -> dict:
     """The request's status once it is no longer ``after`` (polled: fixed sleeps between
     the fake's phases fail on a busy machine, as CI's two lanes at once showed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = httpx.get(url, headers=KEY).json()
-        if found["status"] != after or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+    return wait_for(
+        lambda: (found := httpx.get(url, headers=KEY).json())["status"] != after and found,
+        timeout=10,
+        what=f"the request to leave {after}",
+    )
 
 
 def test_submit_status_result_in_fals_shape(fal):
@@ -152,9 +152,8 @@ def test_webhooks_twice_held_and_out_of_order(fal):
         httpx.post(f"{fal.base}/m/x", params={"fal_webhook": receiver.url}, json={}, headers=KEY).json()["request_id"]
         for _ in range(2)
     ]
-    deadline = time.monotonic() + 10  # both finish after run_seconds (0.3 s), a busy machine later
-    while len(fal.held) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # Both finish after run_seconds (0.3 s), a busy machine later.
+    wait_for(lambda: len(fal.held) >= 4, timeout=10, what="fal to hold both webhooks, twice")
     assert receiver.received == [] and len(fal.held) == 4
     fal.flush_webhooks("reverse")
     receiver.wait(4)

@@ -15,8 +15,7 @@ from generations.models import AIModel, Generation, WebhookDelivery
 from generations.outputs import outputs_bytes
 from tests.factories import UserFactory
 from tests.fakes.fal import FakeFal
-from tests.faults.conftest import wait_for
-from tests.helpers import run_together
+from tests.helpers import run_together, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
