@@ -46,6 +46,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection as django_connection
 from psycopg.rows import dict_row
+from rest_framework.utils.encoders import JSONEncoder
 
 from generations.serializers import GenerationSerializer
 from velro.metrics import EVENT_STREAMS
@@ -343,7 +344,10 @@ def render_event(event: Event, serializer: GenerationSerializer) -> str:
     data["status"] = event.status
     if event.status != "completed":
         data["outputs"] = []
-    return f"id: {event.id}\nevent: generation\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    # DRF's encoder, as the API's JSON renderer uses: the row's UUIDs (project, parent,
+    # style stack, preset) and dates come out as GET generations/{id} shows them.
+    body = json.dumps(data, cls=JSONEncoder, separators=(",", ":"))
+    return f"id: {event.id}\nevent: generation\ndata: {body}\n\n"
 
 
 # --- stream tokens (browsers' EventSource cannot send an Authorization header) ----------

@@ -32,6 +32,7 @@ from accounts.models import Session
 from accounts.sessions import access_token_for
 from generations import events, services
 from generations.models import AIModel, Generation, GenerationEvent
+from projects.models import Project
 from tests.conftest import TEST_JWT_KEYS, as_role
 from tests.generations.conftest import make
 from tests.helpers import ROOT, database_url, free_port, wait_for
@@ -285,6 +286,22 @@ def test_owner_sees_pending_processing_completed_and_nobody_else_does(server, ca
     finally:
         mine.close()
         theirs.close()
+
+
+def test_a_generation_in_a_project_and_with_a_parent_is_streamed_as_the_api_shows_it(server, catalog, alice, api_as):
+    # Its row holds UUIDs (project, parent) that plain json cannot write: the first
+    # make run of the README's example (a project) sent nothing and logged a TypeError.
+    project = api_as(alice).post("/api/v1/projects", {"name": "Noir shorts"}, format="json").json()["id"]
+    first = make(alice)
+    stream = Stream(server.url, auth(alice))
+    try:
+        child = make(alice, prompt="again, closer", project=Project.objects.get(pk=project), parent=first)
+        [event] = status_events(stream, 1)
+        assert (event["id"], event["project"], event["parent"]) == (str(child.pk), project, str(first.pk))
+        shown = api_as(alice).get(f"/api/v1/generations/{child.pk}").json()
+        assert {key: event[key] for key in shown if key != "event_id"} == shown
+    finally:
+        stream.close()
 
 
 def test_last_event_id_resumes_with_what_was_missed(server, catalog, alice):
